@@ -1,0 +1,563 @@
+//! The seeded, single-threaded executor.
+//!
+//! A step: the strategy picks one runnable task, the executor polls it once, virtual time advances
+//! by the poll's cost, due timers fire, oracles run. The loop ends when every non-daemon task has
+//! finished, an oracle fires, nothing can ever run again (deadlock), or a limit trips.
+//!
+//! Speed comes from doing little per step: picking is O(1) (an array of runnable ids with
+//! swap-remove and a queued flag per task, so double wakes are free), each task slot's waker is
+//! built once and reused across runs, the step trace is one `u32` per step in a reused buffer, the
+//! time jitter is a hash rather than a stream draw, and timers and oracles cost one comparison
+//! per step when idle.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Once};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+use crate::context::{self, BoxFuture, CTX, Context, NO_TASK, Slot};
+use crate::failure::{Failure, FailureKind, Outcome};
+use crate::oracle;
+use crate::rng::{fnv1a, mix64};
+use crate::schedule::Schedule;
+use crate::strategy::{Choice, Random, Strategy};
+use crate::time::duration_nanos;
+use crate::trace::{EventKind, StepRecord, Trace};
+use crate::{Config, SimTime, TaskId};
+
+/// The unwind payload sim-core uses to stop a task after recording a failure itself (a Go fatal
+/// error, a replay divergence): no panic message, no panic hook.
+pub(crate) struct Abort;
+
+/// Wakes one task slot. Built once per slot and reused for every run.
+struct TaskWaker(u32);
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        context::wake_task(self.0);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        context::wake_task(self.0);
+    }
+}
+
+struct TaskSlot {
+    future: Option<BoxFuture>,
+    waker: Waker,
+    /// The last step at which this task was polled.
+    last_polled: u64,
+}
+
+/// A reusable simulator: run many seeds through one `Simulation` to reuse its allocations.
+///
+/// ```
+/// use std::time::Duration;
+/// use sim_core::{Outcome, Simulation, sleep, spawn, now};
+///
+/// let mut sim = Simulation::default();
+/// let outcome = sim.run(42, || {
+///     spawn("sleeper", async {
+///         sleep(Duration::from_secs(3600)).await;
+///         assert!(now().as_nanos() >= 3_600_000_000_000);
+///     });
+/// });
+/// assert_eq!(outcome, Outcome::Completed);
+/// ```
+pub struct Simulation {
+    config: Config,
+    strategy: Option<Box<dyn Strategy>>,
+    slots: Vec<TaskSlot>,
+    trace: Trace,
+    spawned: Vec<(u32, BoxFuture)>,
+    due: Vec<Waker>,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation::new(Config::default())
+    }
+}
+
+impl Simulation {
+    /// A simulator with `config` and the random strategy.
+    pub fn new(config: Config) -> Self {
+        Simulation {
+            config,
+            strategy: Some(Box::new(Random::new())),
+            slots: Vec::new(),
+            trace: Trace::default(),
+            spawned: Vec::new(),
+            due: Vec::new(),
+        }
+    }
+
+    /// Replaces the strategy.
+    pub fn with_strategy(mut self, strategy: impl Strategy + 'static) -> Self {
+        self.set_strategy(Box::new(strategy));
+        self
+    }
+
+    /// Replaces the strategy.
+    pub fn set_strategy(&mut self, strategy: Box<dyn Strategy>) {
+        self.strategy = Some(strategy);
+    }
+
+    /// The strategy's name.
+    pub fn strategy_name(&self) -> &'static str {
+        self.strategy.as_ref().map_or("none", |strategy| strategy.name())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The trace of the last run.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// The last run as a schedule file, labelled with the test's name and parameters.
+    pub fn schedule(&self, test: &str, params: &[(String, String)]) -> Schedule {
+        let expect = self.trace.outcome().and_then(Outcome::failure).map(|failure| {
+            format!("{} at step {}: {}", failure.kind, failure.step, failure.message)
+        });
+        Schedule {
+            kdst_version: env!("CARGO_PKG_VERSION").to_string(),
+            test: test.to_string(),
+            seed: self.trace.seed(),
+            strategy: self.trace.strategy().to_string(),
+            params: params.to_vec(),
+            expect,
+            steps: self.trace.step_tasks(),
+            draws: self.trace.draws().to_vec(),
+        }
+    }
+
+    /// Runs one simulation with `seed`: `setup` spawns the tasks, then the executor runs them.
+    ///
+    /// # Panics
+    /// If a simulation is already running on this thread (runs do not nest).
+    pub fn run(&mut self, seed: u64, setup: impl FnOnce()) -> Outcome {
+        install_panic_hook();
+        CTX.with(|ctx| {
+            assert!(
+                !ctx.active.get(),
+                "kdst: a simulation is already running on this thread; runs do not nest"
+            );
+            self.begin(ctx, seed);
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(setup)) {
+                self.record_panic(ctx, NO_TASK, payload);
+            }
+            let outcome = self.run_loop(ctx);
+            self.finish(ctx, outcome)
+        })
+    }
+
+    fn begin(&mut self, ctx: &Context, seed: u64) {
+        let mut strategy = self.strategy.take().expect("kdst internal: strategy missing");
+        strategy.begin(seed);
+        *ctx.strategy.borrow_mut() = Some(strategy);
+        ctx.active.set(true);
+        ctx.now.set(0);
+        ctx.step.set(0);
+        ctx.current.set(NO_TASK);
+        ctx.failed.set(false);
+        ctx.has_spawned.set(false);
+        ctx.has_oracles.set(false);
+        ctx.alive.set(0);
+        ctx.stop.set(false);
+        ctx.next_timer.set(u64::MAX);
+        ctx.runq.borrow_mut().clear();
+        let mut state = ctx.state.borrow_mut();
+        state.config = self.config.clone();
+        state.seed = seed;
+        state.tasks.clear();
+        state.spawned.clear();
+        state.timers.clear();
+        std::mem::swap(&mut state.events, &mut self.trace.events);
+        state.events.clear();
+        std::mem::swap(&mut state.draws, &mut self.trace.draws);
+        state.draws.clear();
+        state.failure = None;
+        state.streams.reset(seed);
+        state.oracles.clear();
+        self.trace.seed = seed;
+        self.trace.steps.clear();
+        self.trace.outcome = None;
+    }
+
+    fn run_loop(&mut self, ctx: &Context) -> Outcome {
+        let steps_max = self.config.steps_max;
+        let time_max = duration_nanos(self.config.time_max);
+        let poll_cost = duration_nanos(self.config.poll_cost);
+        let jitter_span = duration_nanos(self.config.poll_jitter).saturating_add(1).min(1 << 32);
+        let time_key = mix64(ctx.state.borrow().seed ^ fnv1a(b"time"));
+        let mut previous = NO_TASK;
+        let mut step: u64 = 0;
+        loop {
+            if ctx.has_spawned.get() {
+                self.adopt_spawned(ctx);
+            }
+            if ctx.failed.get() {
+                return recorded_outcome(ctx);
+            }
+            if ctx.alive.get() == 0 || ctx.stop.get() {
+                return self.complete(ctx);
+            }
+            if step >= steps_max {
+                return self.step_limit(ctx);
+            }
+            ctx.step.set(step);
+            let task = match self.pick(ctx, step, previous) {
+                Ok(Some(task)) => task,
+                Ok(None) => match self.advance_idle(ctx, time_max) {
+                    Some(outcome) => return outcome,
+                    None => continue,
+                },
+                Err(outcome) => return outcome,
+            };
+            self.poll(ctx, task, step);
+            previous = task;
+            step += 1;
+            let jitter = ((mix64(time_key ^ step) >> 32) * jitter_span) >> 32;
+            let now = ctx.now.get() + poll_cost + jitter;
+            ctx.now.set(now);
+            if now >= ctx.next_timer.get() {
+                self.fire_timers(ctx, now);
+            }
+            if ctx.has_oracles.get()
+                && !ctx.failed.get()
+                && let Some(failure) = oracle::check(ctx, false)
+            {
+                context::record_failure(ctx, failure);
+            }
+            if now > time_max && !ctx.failed.get() {
+                return self.time_limit(ctx);
+            }
+        }
+    }
+
+    /// Asks the strategy for the next task; `Ok(None)` when nothing is runnable.
+    #[inline]
+    fn pick(&mut self, ctx: &Context, step: u64, previous: u32) -> Result<Option<u32>, Outcome> {
+        let mut runq = ctx.runq.borrow_mut();
+        let count = runq.runnable.len();
+        if count == 0 {
+            return Ok(None);
+        }
+        let current = (previous != NO_TASK && runq.is_queued(previous)).then_some(TaskId(previous));
+        let choice = Choice { step, runnable: &runq.runnable, current };
+        let picked = {
+            let mut strategy = ctx.strategy.borrow_mut();
+            strategy.as_mut().expect("kdst internal: no strategy during a run").next_task(&choice)
+        };
+        let index = match picked {
+            Ok(index) => index,
+            Err(divergence) => {
+                drop(runq);
+                let message = format!("nondeterminism at step {step}: {divergence}");
+                let failure =
+                    context::failure_here(ctx, FailureKind::Nondeterminism, message, String::new());
+                context::record_failure(ctx, failure);
+                return Err(recorded_outcome(ctx));
+            }
+        };
+        assert!(index < count, "kdst: strategy picked index {index} of {count} runnable tasks");
+        let task = runq.take(index);
+        let preemption = current.is_some_and(|current| current.0 != task);
+        self.trace.steps.push(StepRecord::pack(task, count > 1, preemption));
+        Ok(Some(task))
+    }
+
+    #[inline]
+    fn poll(&mut self, ctx: &Context, task: u32, step: u64) {
+        ctx.current.set(task);
+        let slot = &mut self.slots[task as usize];
+        slot.last_polled = step;
+        let future = slot.future.as_mut().expect("kdst internal: runnable task has no future");
+        let mut cx = TaskContext::from_waker(&slot.waker);
+        match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(())) => self.exit(ctx, task),
+            Err(payload) => self.record_panic(ctx, task, payload),
+        }
+        ctx.current.set(NO_TASK);
+    }
+
+    /// A task finished: drop its future (inside its own context, so destructors see it), mark it.
+    fn exit(&mut self, ctx: &Context, task: u32) {
+        let future = self.slots[task as usize].future.take();
+        drop(future);
+        ctx.runq.borrow_mut().slots[task as usize] = Slot::Done;
+        let daemon = {
+            let mut state = ctx.state.borrow_mut();
+            let meta = &mut state.tasks[task as usize];
+            meta.finished = true;
+            meta.daemon
+        };
+        if !daemon {
+            ctx.alive.set(ctx.alive.get() - 1);
+        }
+        context::push_event(ctx, EventKind::Exit);
+    }
+
+    fn record_panic(&mut self, ctx: &Context, task: u32, payload: Box<dyn Any + Send>) {
+        if payload.is::<Abort>() {
+            debug_assert!(ctx.failed.get(), "an Abort unwind follows a recorded failure");
+            return;
+        }
+        let note = PANIC_NOTE.with(|note| note.borrow_mut().take());
+        let (message, location) = match note {
+            Some(note) => note,
+            None => (payload_message(payload.as_ref()), String::new()),
+        };
+        let message = if task == NO_TASK { format!("setup panicked: {message}") } else { message };
+        let details =
+            if location.is_empty() { String::new() } else { format!("panicked at {location}") };
+        let failure = context::failure_here(ctx, FailureKind::Panic, message, details);
+        context::record_failure(ctx, failure);
+    }
+
+    fn adopt_spawned(&mut self, ctx: &Context) {
+        std::mem::swap(&mut self.spawned, &mut ctx.state.borrow_mut().spawned);
+        ctx.has_spawned.set(false);
+        for (task, future) in self.spawned.drain(..) {
+            let index = task as usize;
+            while self.slots.len() <= index {
+                let waker = Waker::from(Arc::new(TaskWaker(self.slots.len() as u32)));
+                self.slots.push(TaskSlot { future: None, waker, last_polled: 0 });
+            }
+            self.slots[index].future = Some(future);
+        }
+    }
+
+    fn fire_timers(&mut self, ctx: &Context, now: u64) {
+        {
+            let mut state = ctx.state.borrow_mut();
+            state.timers.take_due(now, &mut self.due);
+            ctx.next_timer.set(state.timers.peek_deadline());
+        }
+        for waker in self.due.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Nothing is runnable: jump the clock to the next timer or liveness deadline, or report a
+    /// deadlock. Returns an outcome when the run ends.
+    fn advance_idle(&mut self, ctx: &Context, time_max: u64) -> Option<Outcome> {
+        let (next_timer, next_deadline) = {
+            let mut state = ctx.state.borrow_mut();
+            (state.timers.next_deadline(), state.oracles.next_deadline())
+        };
+        let Some(next_timer) = next_timer else {
+            return Some(self.deadlock(ctx));
+        };
+        let next = next_deadline.map_or(next_timer, |deadline| deadline.min(next_timer));
+        if next > time_max {
+            ctx.now.set(time_max.max(ctx.now.get()));
+            return Some(self.time_limit(ctx));
+        }
+        ctx.now.set(ctx.now.get().max(next));
+        self.fire_timers(ctx, ctx.now.get());
+        if ctx.has_oracles.get()
+            && let Some(failure) = oracle::check(ctx, false)
+        {
+            context::record_failure(ctx, failure);
+        }
+        None
+    }
+
+    /// Every task that keeps the run alive has finished: last oracle check, then completed.
+    fn complete(&mut self, ctx: &Context) -> Outcome {
+        if ctx.has_oracles.get()
+            && let Some(failure) = oracle::check(ctx, true)
+        {
+            context::record_failure(ctx, failure);
+            return recorded_outcome(ctx);
+        }
+        Outcome::Completed
+    }
+
+    fn deadlock(&mut self, ctx: &Context) -> Outcome {
+        let blocked = self.describe_tasks(ctx, "blocked");
+        let count = blocked.lines().count();
+        let message = format!(
+            "deadlock: {count} unfinished task{} blocked and nothing can wake {}",
+            if count == 1 { " is" } else { "s are" },
+            if count == 1 { "it" } else { "them" }
+        );
+        let failure = self.limit_failure(ctx, FailureKind::Deadlock, message, blocked);
+        context::record_failure(ctx, failure);
+        recorded_outcome(ctx)
+    }
+
+    fn time_limit(&mut self, ctx: &Context) -> Outcome {
+        let mut details = self.describe_tasks(ctx, "unfinished");
+        details.push_str(
+            "likely cause: a task that never finishes (a periodic loop that should be a daemon, \
+             see spawn_daemon), a livelock, or a limit set too low (Config::time_max)",
+        );
+        let message = format!("virtual time limit of {:?} reached", self.config.time_max);
+        let failure = self.limit_failure(ctx, FailureKind::TimeLimit, message, details);
+        context::record_failure(ctx, failure);
+        recorded_outcome(ctx)
+    }
+
+    fn step_limit(&mut self, ctx: &Context) -> Outcome {
+        let window = self.trace.steps.len().min(1000);
+        let mut counts: Vec<(u32, usize)> = Vec::new();
+        for record in &self.trace.steps[self.trace.steps.len() - window..] {
+            let task = StepRecord::unpack(*record).task.0;
+            match counts.iter_mut().find(|(id, _)| *id == task) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((task, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut details = String::new();
+        if let Some(&(task, count)) = counts.first() {
+            let name = ctx.state.borrow().task_name(task).to_string();
+            let _ = write!(
+                details,
+                "likely cause: task {task} ({name}) ran {count} of the last {window} steps: a spin \
+                 loop or a livelock? Otherwise raise Config::steps_max"
+            );
+        }
+        let message = format!("step limit of {} steps reached", self.config.steps_max);
+        let failure = self.limit_failure(ctx, FailureKind::StepLimit, message, details);
+        context::record_failure(ctx, failure);
+        recorded_outcome(ctx)
+    }
+
+    fn limit_failure(
+        &self,
+        ctx: &Context,
+        kind: FailureKind,
+        message: String,
+        details: String,
+    ) -> Failure {
+        Failure {
+            kind,
+            message,
+            details,
+            task: None,
+            task_name: None,
+            step: ctx.step.get(),
+            time: SimTime::from_nanos(ctx.now.get()),
+        }
+    }
+
+    /// One line per unfinished task: what it is doing, from its last poll.
+    fn describe_tasks(&self, ctx: &Context, heading: &str) -> String {
+        let state = ctx.state.borrow();
+        let runq = ctx.runq.borrow();
+        let mut out = String::new();
+        for (index, meta) in state.tasks.iter().enumerate() {
+            if meta.finished {
+                continue;
+            }
+            let _ = write!(out, "  {heading} task {index} ({})", meta.name);
+            if meta.daemon {
+                out.push_str(" [daemon]");
+            }
+            let last_polled = self.slots.get(index).map_or(0, |slot| slot.last_polled);
+            if runq.is_queued(index as u32) {
+                out.push_str(": runnable");
+            } else {
+                match &meta.wait {
+                    Some(wait) if wait.step >= last_polled => {
+                        let _ = write!(out, ": waiting to {} {}", wait.what, wait.resource);
+                    }
+                    _ => out.push_str(": waiting on a future that is not a sim-core primitive"),
+                }
+            }
+            if !meta.frames.is_empty() {
+                let frames: Vec<&str> = meta.frames.iter().map(|frame| frame.as_ref()).collect();
+                let _ = write!(out, " in {}", frames.join(" > "));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Ends the run: strict replays check they used their whole schedule, futures are dropped in
+    /// task order, and the trace takes the run's buffers.
+    fn finish(&mut self, ctx: &Context, mut outcome: Outcome) -> Outcome {
+        let steps = self.trace.steps.len() as u64;
+        let mut strategy = ctx.strategy.borrow_mut().take().expect("kdst internal: strategy lost");
+        if let (Outcome::Completed, Err(divergence)) = (&outcome, strategy.end(steps)) {
+            let message = format!("nondeterminism at step {steps}: {divergence}");
+            let failure =
+                self.limit_failure(ctx, FailureKind::Nondeterminism, message, String::new());
+            outcome = Outcome::Failed(failure);
+        }
+        self.strategy = Some(strategy);
+        for slot in &mut self.slots {
+            if let Some(future) = slot.future.take() {
+                // A destructor that panics must not take the harness down with it.
+                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(future)));
+            }
+        }
+        PANIC_NOTE.with(|note| note.borrow_mut().take());
+        let mut state = ctx.state.borrow_mut();
+        std::mem::swap(&mut state.events, &mut self.trace.events);
+        std::mem::swap(&mut state.draws, &mut self.trace.draws);
+        self.trace.task_names.clear();
+        self.trace.task_names.extend(state.tasks.drain(..).map(|meta| meta.name));
+        state.spawned.clear();
+        state.timers.clear();
+        state.oracles.clear();
+        drop(state);
+        ctx.runq.borrow_mut().clear();
+        self.trace.strategy = self.strategy_name();
+        self.trace.end_time_ns = ctx.now.get();
+        self.trace.outcome = Some(outcome.clone());
+        ctx.active.set(false);
+        outcome
+    }
+}
+
+/// The outcome for the failure recorded in the context.
+fn recorded_outcome(ctx: &Context) -> Outcome {
+    let failure =
+        ctx.state.borrow().failure.clone().expect("kdst internal: failed without failure");
+    if failure.kind.is_limit() { Outcome::LimitReached(failure) } else { Outcome::Failed(failure) }
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+thread_local! {
+    /// The message and location of the last panic inside a simulation on this thread.
+    static PANIC_NOTE: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that keeps panics inside simulations quiet and
+/// captures their message and location for the failure report; other panics go to the previous
+/// hook as before.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if context::is_active() {
+                let message = info.payload_as_str().unwrap_or("a panic with a non-string payload");
+                let location = info.location().map(ToString::to_string).unwrap_or_default();
+                PANIC_NOTE.with(|note| *note.borrow_mut() = Some((message.to_string(), location)));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}

@@ -1,0 +1,137 @@
+//! How a run ends: completed, failed (a bug was found), or stopped by a limit.
+
+use std::fmt;
+
+use crate::{SimTime, TaskId};
+
+/// The kind of a [`Failure`]; each oracle has its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// A task panicked (a crashed Go process, an `assert!` in a test).
+    Panic,
+    /// The Go runtime's fatal error, e.g. `fatal error: concurrent map writes`.
+    GoFatal,
+    /// Nothing can run, no timer is pending, and a task that keeps the run alive still waits.
+    Deadlock,
+    /// An [`crate::always`] invariant was false after a step.
+    Invariant,
+    /// An [`crate::eventually`] property did not hold by its deadline in virtual time.
+    Liveness,
+    /// A replayed schedule did not fit the program.
+    Nondeterminism,
+    /// The run took `Config::steps_max` steps: a limit, not a verdict.
+    StepLimit,
+    /// Virtual time passed `Config::time_max`: a limit, not a verdict.
+    TimeLimit,
+    /// More than `Config::tasks_max` tasks were spawned: a limit, not a verdict.
+    TaskLimit,
+    /// More than `Config::events_max` trace events were emitted: a limit, not a verdict.
+    EventLimit,
+}
+
+impl FailureKind {
+    /// Whether this is a tripped limit rather than a detected bug.
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            FailureKind::StepLimit
+                | FailureKind::TimeLimit
+                | FailureKind::TaskLimit
+                | FailureKind::EventLimit
+        )
+    }
+
+    /// A stable, lower-case name for reports and schedule files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Panic => "panic",
+            FailureKind::GoFatal => "go-fatal",
+            FailureKind::Deadlock => "deadlock",
+            FailureKind::Invariant => "invariant",
+            FailureKind::Liveness => "liveness",
+            FailureKind::Nondeterminism => "nondeterminism",
+            FailureKind::StepLimit => "step-limit",
+            FailureKind::TimeLimit => "time-limit",
+            FailureKind::TaskLimit => "task-limit",
+            FailureKind::EventLimit => "event-limit",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure found by an oracle, or a tripped limit, stamped with where it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Which oracle or limit.
+    pub kind: FailureKind,
+    /// One line: the panic message, the Go fatal error text, the invariant and what broke it.
+    pub message: String,
+    /// More lines: a goroutine dump, the blocked tasks and what each waits on, the likely cause
+    /// of a limit. May be empty.
+    pub details: String,
+    /// The task that failed, when one did (a deadlock or a limit has none).
+    pub task: Option<TaskId>,
+    /// That task's name.
+    pub task_name: Option<String>,
+    /// The step at which it happened.
+    pub step: u64,
+    /// The virtual time at which it happened.
+    pub time: SimTime,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.kind.is_limit() { "limit reached" } else { "failure" };
+        write!(f, "{what} ({}) at step {}, t={}", self.kind, self.step, self.time)?;
+        if let (Some(task), Some(name)) = (self.task, &self.task_name) {
+            write!(f, " in task {} ({name})", task.0)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.details.is_empty() {
+            write!(f, "\n{}", self.details.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every task that keeps the run alive finished (or a task called [`crate::stop`]) and no
+    /// oracle fired.
+    Completed,
+    /// An oracle fired: a bug was found.
+    Failed(Failure),
+    /// A limit tripped before the run could complete or fail. Not a pass: nothing is known about
+    /// the schedule's remainder.
+    LimitReached(Failure),
+}
+
+impl Outcome {
+    /// The failure or limit, if any.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Completed => None,
+            Outcome::Failed(failure) | Outcome::LimitReached(failure) => Some(failure),
+        }
+    }
+
+    /// Whether an oracle fired.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Completed => f.write_str("completed"),
+            Outcome::Failed(failure) | Outcome::LimitReached(failure) => failure.fmt(f),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Multi-producer, multi-consumer channels, bounded or unbounded, as Go's channels are used.
+//!
+//! Both ends clone. The channel closes when [`Sender::close`] is called or every sender is
+//! dropped; receivers then drain what is buffered and get `None`. Sending to a closed channel,
+//! or one without receivers, returns the value in a [`SendError`] (Go panics there; Rust code
+//! expects an error).
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::Poll;
+
+use super::{WaitList, describe};
+use crate::task::{set_wait, yield_now};
+
+struct Chan<T> {
+    name: Cow<'static, str>,
+    capacity: Option<usize>,
+    queue: RefCell<VecDeque<T>>,
+    closed: Cell<bool>,
+    senders: Cell<usize>,
+    receivers: Cell<usize>,
+    receive_waiters: WaitList,
+    send_waiters: WaitList,
+}
+
+impl<T> Chan<T> {
+    fn is_closed(&self) -> bool {
+        self.closed.get() || self.senders.get() == 0
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.receive_waiters.wake_all();
+        self.send_waiters.wake_all();
+    }
+
+    fn label(&self) -> String {
+        describe("channel", &self.name)
+    }
+}
+
+/// A channel holding at most `capacity` values: senders wait while it is full.
+///
+/// # Panics
+/// If `capacity` is zero (rendezvous channels are not modelled).
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "kdst: a bounded channel needs a capacity of at least 1");
+    new_channel("", Some(capacity))
+}
+
+/// A channel that never makes senders wait.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    new_channel("", None)
+}
+
+/// A bounded (`Some(capacity)`) or unbounded (`None`) channel with a name for reports.
+pub fn named<T>(
+    name: impl Into<Cow<'static, str>>,
+    capacity: Option<usize>,
+) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity != Some(0), "kdst: a bounded channel needs a capacity of at least 1");
+    new_channel(name, capacity)
+}
+
+fn new_channel<T>(
+    name: impl Into<Cow<'static, str>>,
+    capacity: Option<usize>,
+) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(Chan {
+        name: name.into(),
+        capacity,
+        queue: RefCell::new(VecDeque::new()),
+        closed: Cell::new(false),
+        senders: Cell::new(1),
+        receivers: Cell::new(1),
+        receive_waiters: WaitList::new(),
+        send_waiters: WaitList::new(),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// The error of a send to a closed channel or one without receivers; carries the value back.
+#[derive(PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("send on a closed channel")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+/// Why [`Sender::try_send`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is at capacity.
+    Full(T),
+    /// The channel is closed or has no receivers.
+    Closed(T),
+}
+
+/// The sending end.
+pub struct Sender<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends, waiting while the channel is full. A scheduling point.
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        yield_now().await;
+        let mut value = Some(value);
+        poll_fn(|cx| match self.try_send(value.take().expect("polled after completion")) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(TrySendError::Closed(back)) => Poll::Ready(Err(SendError(back))),
+            Err(TrySendError::Full(back)) => {
+                value = Some(back);
+                self.chan.send_waiters.register(cx.waker());
+                set_wait("send on", self.chan.label() + " (full)");
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Sends if there is room, without waiting or yielding.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let chan = &self.chan;
+        if chan.closed.get() || chan.receivers.get() == 0 {
+            return Err(TrySendError::Closed(value));
+        }
+        let mut queue = chan.queue.borrow_mut();
+        if chan.capacity.is_some_and(|capacity| queue.len() >= capacity) {
+            return Err(TrySendError::Full(value));
+        }
+        queue.push_back(value);
+        drop(queue);
+        chan.receive_waiters.wake_all();
+        Ok(())
+    }
+
+    /// Closes the channel for every sender (Go's `close(ch)`).
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// The number of buffered values.
+    pub fn len(&self) -> usize {
+        self.chan.queue.borrow().len()
+    }
+
+    /// Whether no value is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.set(self.chan.senders.get() + 1);
+        Sender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.senders.set(self.chan.senders.get() - 1);
+        if self.chan.senders.get() == 0 {
+            self.chan.receive_waiters.wake_all();
+        }
+    }
+}
+
+/// The receiving end.
+pub struct Receiver<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next value, waiting while the channel is empty; `None` once it is closed
+    /// and drained. A scheduling point.
+    pub async fn recv(&self) -> Option<T> {
+        yield_now().await;
+        poll_fn(|cx| {
+            if let Some(value) = self.try_recv() {
+                return Poll::Ready(Some(value));
+            }
+            if self.chan.is_closed() {
+                return Poll::Ready(None);
+            }
+            self.chan.receive_waiters.register(cx.waker());
+            set_wait("receive from", self.chan.label());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Takes a buffered value, without waiting or yielding.
+    pub fn try_recv(&self) -> Option<T> {
+        let value = self.chan.queue.borrow_mut().pop_front();
+        if value.is_some() {
+            self.chan.send_waiters.wake_all();
+        }
+        value
+    }
+
+    /// Closes the channel.
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// The number of buffered values.
+    pub fn len(&self) -> usize {
+        self.chan.queue.borrow().len()
+    }
+
+    /// Whether no value is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        Receiver { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.chan.receivers.set(self.chan.receivers.get() - 1);
+        if self.chan.receivers.get() == 0 {
+            self.chan.send_waiters.wake_all();
+        }
+    }
+}

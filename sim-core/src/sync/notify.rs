@@ -1,0 +1,138 @@
+//! `Notify`: wake one or all waiting tasks, with a stored permit (as `tokio::sync::Notify`).
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use super::describe;
+use crate::task::set_wait;
+
+struct Waiter {
+    notified: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+struct Inner {
+    name: Cow<'static, str>,
+    permit: Cell<bool>,
+    waiters: RefCell<Vec<Rc<Waiter>>>,
+}
+
+/// Notifies tasks. Cloning gives another handle to the same notifier.
+#[derive(Clone)]
+pub struct Notify {
+    inner: Rc<Inner>,
+}
+
+impl Notify {
+    /// An unnamed notifier without a permit.
+    pub fn new() -> Self {
+        Notify::named("")
+    }
+
+    /// A notifier with a name for reports.
+    pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
+        Notify {
+            inner: Rc::new(Inner {
+                name: name.into(),
+                permit: Cell::new(false),
+                waiters: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Wakes the longest-waiting task, or stores a permit for the next [`Notify::notified`] if
+    /// none waits (at most one permit is stored).
+    pub fn notify_one(&self) {
+        let waiter = {
+            let mut waiters = self.inner.waiters.borrow_mut();
+            if waiters.is_empty() { None } else { Some(waiters.remove(0)) }
+        };
+        match waiter {
+            Some(waiter) => {
+                waiter.notified.set(true);
+                let waker = waiter.waker.borrow_mut().take();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            None => self.inner.permit.set(true),
+        }
+    }
+
+    /// Wakes every task waiting now; stores no permit.
+    pub fn notify_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
+        for waiter in waiters {
+            waiter.notified.set(true);
+            let waker = waiter.waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Waits for a notification (or consumes the stored permit). A scheduling point.
+    pub fn notified(&self) -> Notified {
+        Notified { notify: self.clone(), waiter: None, yielded: false }
+    }
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify::new()
+    }
+}
+
+/// The future of [`Notify::notified`]. Dropped after being notified but before completing, it
+/// passes the notification on.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Notified {
+    notify: Notify,
+    waiter: Option<Rc<Waiter>>,
+    yielded: bool,
+}
+
+impl Future for Notified {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if let Some(waiter) = &self.waiter {
+            if waiter.notified.get() {
+                self.waiter = None;
+                return Poll::Ready(());
+            }
+            *waiter.waker.borrow_mut() = Some(cx.waker().clone());
+        } else if self.notify.inner.permit.replace(false) {
+            return Poll::Ready(());
+        } else {
+            let waiter = Rc::new(Waiter {
+                notified: Cell::new(false),
+                waker: RefCell::new(Some(cx.waker().clone())),
+            });
+            self.notify.inner.waiters.borrow_mut().push(waiter.clone());
+            self.waiter = Some(waiter);
+        }
+        set_wait("be notified by", describe("Notify", &self.notify.inner.name));
+        Poll::Pending
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else { return };
+        if waiter.notified.get() {
+            self.notify.notify_one();
+        } else {
+            self.notify.inner.waiters.borrow_mut().retain(|other| !Rc::ptr_eq(other, &waiter));
+        }
+    }
+}

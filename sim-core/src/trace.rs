@@ -1,0 +1,293 @@
+//! The record of a run: one packed word per step, the strategy's draws, and labelled events.
+//!
+//! Steps say which task ran, whether there was a choice, and whether the choice was a preemption
+//! (the previous task could have continued). Events are what tasks said they did
+//! ([`crate::event`]) plus the executor's own spawn/exit/failure lines; they render as stable text,
+//! one line per event, for humans and insta snapshots. [`Trace::hash`] identifies a run: same
+//! code, seed and parameters give the same hash in any process on any machine.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::context;
+use crate::failure::Outcome;
+use crate::rng::{FNV_OFFSET, fnv1a_extend};
+use crate::{SimTime, TaskId};
+
+const TASK_MASK: u32 = (1 << 30) - 1;
+const CHOICE_BIT: u32 = 1 << 30;
+const PREEMPT_BIT: u32 = 1 << 31;
+
+/// The largest task id a step record can hold.
+pub(crate) const TASK_ID_MAX: u32 = TASK_MASK;
+
+/// One step: which task ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The task polled at this step.
+    pub task: TaskId,
+    /// More than one task was runnable.
+    pub choice: bool,
+    /// The task that ran the step before was still runnable and another was picked.
+    pub preemption: bool,
+}
+
+impl StepRecord {
+    #[inline]
+    pub(crate) fn pack(task: u32, choice: bool, preemption: bool) -> u32 {
+        debug_assert!(task <= TASK_MASK);
+        task | if choice { CHOICE_BIT } else { 0 } | if preemption { PREEMPT_BIT } else { 0 }
+    }
+
+    pub(crate) fn unpack(word: u32) -> StepRecord {
+        StepRecord {
+            task: TaskId(word & TASK_MASK),
+            choice: word & CHOICE_BIT != 0,
+            preemption: word & PREEMPT_BIT != 0,
+        }
+    }
+}
+
+/// What an event says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The task spawned `child`.
+    Spawn {
+        /// The new task.
+        child: TaskId,
+    },
+    /// The task finished.
+    Exit,
+    /// A line the task emitted with [`crate::event`].
+    Message(Cow<'static, str>),
+}
+
+/// A labelled event at a step and virtual time, from a task (or from setup).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The step during which it was emitted.
+    pub step: u64,
+    /// Virtual time in nanoseconds.
+    pub time_ns: u64,
+    /// The emitting task; `TaskId(u32::MAX)` for the setup closure.
+    pub task: TaskId,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The record of the last run of a [`crate::Simulation`].
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    pub(crate) seed: u64,
+    pub(crate) strategy: &'static str,
+    pub(crate) steps: Vec<u32>,
+    pub(crate) draws: Vec<(u64, u64)>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) task_names: Vec<Cow<'static, str>>,
+    pub(crate) end_time_ns: u64,
+    pub(crate) outcome: Option<Outcome>,
+}
+
+impl Trace {
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The strategy's name.
+    pub fn strategy(&self) -> &'static str {
+        self.strategy
+    }
+
+    /// The number of steps taken.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether no step was taken.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> impl ExactSizeIterator<Item = StepRecord> + '_ {
+        self.steps.iter().map(|&word| StepRecord::unpack(word))
+    }
+
+    /// The task polled at each step.
+    pub fn step_tasks(&self) -> Vec<TaskId> {
+        self.steps().map(|step| step.task).collect()
+    }
+
+    /// The strategy's draws: (step, value).
+    pub fn draws(&self) -> &[(u64, u64)] {
+        &self.draws
+    }
+
+    /// The events, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// How many steps were preemptions.
+    pub fn preemptions(&self) -> usize {
+        self.steps().filter(|step| step.preemption).count()
+    }
+
+    /// How many steps had more than one runnable task.
+    pub fn choices(&self) -> usize {
+        self.steps().filter(|step| step.choice).count()
+    }
+
+    /// The virtual time at which the run ended.
+    pub fn end_time(&self) -> SimTime {
+        SimTime::from_nanos(self.end_time_ns)
+    }
+
+    /// How the run ended.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The name of a task of this run (`setup` for the setup closure).
+    pub fn task_name(&self, task: TaskId) -> &str {
+        self.task_names.get(task.0 as usize).map_or("setup", |name| name)
+    }
+
+    /// The number of tasks spawned.
+    pub fn tasks(&self) -> usize {
+        self.task_names.len()
+    }
+
+    /// A stable 64-bit hash of everything the run did: steps, draws, events and outcome.
+    pub fn hash(&self) -> u64 {
+        let mut hash = FNV_OFFSET;
+        hash = fnv1a_extend(hash, &self.seed.to_le_bytes());
+        for &word in &self.steps {
+            hash = fnv1a_extend(hash, &word.to_le_bytes());
+        }
+        for &(step, value) in &self.draws {
+            hash = fnv1a_extend(hash, &step.to_le_bytes());
+            hash = fnv1a_extend(hash, &value.to_le_bytes());
+        }
+        let mut line = String::new();
+        for event in &self.events {
+            line.clear();
+            self.write_event(&mut line, event, 0);
+            hash = fnv1a_extend(hash, line.as_bytes());
+        }
+        if let Some(outcome) = &self.outcome {
+            hash = fnv1a_extend(hash, outcome.to_string().as_bytes());
+        }
+        fnv1a_extend(hash, &self.end_time_ns.to_le_bytes())
+    }
+
+    /// The text of one event, without padding.
+    pub fn event_text(&self, event: &Event) -> String {
+        match &event.kind {
+            EventKind::Spawn { child } => {
+                format!("spawn {} (task {})", self.task_name(*child), child.0)
+            }
+            EventKind::Exit => "exit".to_string(),
+            EventKind::Message(text) => text.to_string(),
+        }
+    }
+
+    fn write_event(&self, out: &mut String, event: &Event, name_width: usize) {
+        let time = SimTime::from_nanos(event.time_ns);
+        let name = self.task_name(event.task);
+        let _ = write!(out, "{time:>14} #{:<7} {name:<name_width$}  ", event.step);
+        match &event.kind {
+            EventKind::Message(text) => out.push_str(text),
+            _ => out.push_str(&self.event_text(event)),
+        }
+    }
+
+    /// Renders the events, one line each: virtual time, step, task, text. Then a last line with
+    /// the outcome. Stable: a snapshot of it changes only when behaviour changes.
+    pub fn render(&self) -> String {
+        self.render_head(usize::MAX)
+    }
+
+    /// Like [`Trace::render`], keeping only the first `events_max` events and a summary line of
+    /// how many were left out, so snapshots of long runs stay reviewable.
+    pub fn render_head(&self, events_max: usize) -> String {
+        let name_width = self.task_names.iter().map(|name| name.len()).max().unwrap_or(0).max(5);
+        let mut out = String::new();
+        for event in self.events.iter().take(events_max) {
+            self.write_event(&mut out, event, name_width);
+            out.push('\n');
+        }
+        if self.events.len() > events_max {
+            let _ = writeln!(out, "... {} more events", self.events.len() - events_max);
+        }
+        let _ = writeln!(
+            out,
+            "-- {} steps ({} with a choice, {} preemptions), {} tasks, {} draws, ended at t={}",
+            self.len(),
+            self.choices(),
+            self.preemptions(),
+            self.tasks(),
+            self.draws.len(),
+            self.end_time()
+        );
+        if let Some(outcome) = &self.outcome {
+            let _ = writeln!(out, "-- {outcome}");
+        }
+        out
+    }
+
+    /// Renders every step: `#step task-name` with `*` marking preemptions. For debugging.
+    pub fn render_steps(&self) -> String {
+        let mut out = String::new();
+        for (index, step) in self.steps().enumerate() {
+            let mark = if step.preemption { "*" } else { " " };
+            let _ = writeln!(out, "#{index:<7}{mark} {}", self.task_name(step.task));
+        }
+        out
+    }
+
+    /// The last `count` events of `task`, rendered; for failure reports.
+    pub fn last_events_of(&self, task: TaskId, count: usize) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .events
+            .iter()
+            .rev()
+            .filter(|event| event.task == task)
+            .take(count)
+            .map(|event| {
+                let mut line = String::new();
+                self.write_event(&mut line, event, 0);
+                line
+            })
+            .collect();
+        lines.reverse();
+        lines
+    }
+}
+
+/// Emits an event from the running task: one line of the run's story.
+///
+/// ```
+/// # use sim_core::{Simulation, spawn, event};
+/// let mut sim = Simulation::default();
+/// sim.run(1, || {
+///     spawn("controller", async { event("created CertificateRequest cert-1-7") });
+/// });
+/// assert!(sim.trace().render().contains("controller  created CertificateRequest cert-1-7"));
+/// ```
+///
+/// # Panics
+/// Outside a simulation.
+pub fn event(text: impl Into<Cow<'static, str>>) {
+    let text = text.into();
+    context::with("event", |ctx| context::push_event(ctx, EventKind::Message(text)));
+}
+
+/// Formats and emits an event: `event!("created {name}")`.
+#[macro_export]
+macro_rules! event {
+    ($($arg:tt)*) => {
+        $crate::event(::std::format!($($arg)*))
+    };
+}

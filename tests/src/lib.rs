@@ -1,0 +1,1 @@
+//! Shared helpers for kdst's integration tests (the tests live in `tests/it/`).
