@@ -12,7 +12,7 @@ use sim_core::{Outcome, Simulation, spawn, yield_now};
 
 fn workload(tasks: usize, yields: usize) {
     for index in 0..tasks {
-        let _ = spawn(format!("t{index}"), async move {
+        spawn(format!("t{index}"), async move {
             for _ in 0..yields {
                 yield_now().await;
             }

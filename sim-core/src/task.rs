@@ -162,7 +162,6 @@ impl<T> JoinState<T> {
 }
 
 /// Awaits a task's result. Dropping the handle detaches the task; it keeps running.
-#[must_use = "dropping a JoinHandle detaches the task"]
 pub struct JoinHandle<T> {
     id: TaskId,
     join: Rc<JoinState<T>>,
