@@ -1,0 +1,9 @@
+//! kdst's integration tests: one test binary, one module per concern.
+
+mod determinism;
+mod executor;
+mod gomap;
+mod oracles;
+mod replay;
+mod sync;
+mod time;
