@@ -254,17 +254,22 @@ impl Header {
     }
 }
 
-/// Checks the `end` line and returns the text before it.
+/// Checks the `end` line and returns the text before it. A file that stops anywhere before the
+/// end of a complete `end <16 hex digits>` line is truncated; one whose content does not match
+/// the checksum is corrupt.
 fn check_trailer(text: &str) -> Result<&str, ScheduleError> {
-    let trimmed = text.strip_suffix('\n').unwrap_or(text);
+    let Some(trimmed) = text.strip_suffix('\n') else {
+        return Err(ScheduleError::Truncated);
+    };
     let (body, last) = match trimmed.rfind('\n') {
         Some(index) => (&text[..=index], &trimmed[index + 1..]),
         None => return Err(ScheduleError::Truncated),
     };
-    let Some(checksum) = last.strip_prefix("end ") else {
-        return Err(ScheduleError::Truncated);
+    let checksum = match last.strip_prefix("end ") {
+        Some(checksum) if checksum.len() == 16 => checksum,
+        _ => return Err(ScheduleError::Truncated),
     };
-    let expected = u64::from_str_radix(checksum.trim(), 16).map_err(|_| ScheduleError::Checksum)?;
+    let expected = u64::from_str_radix(checksum, 16).map_err(|_| ScheduleError::Checksum)?;
     if expected != fnv1a(body.as_bytes()) {
         return Err(ScheduleError::Checksum);
     }

@@ -63,7 +63,7 @@ impl Sub<SimTime> for SimTime {
 impl fmt::Display for SimTime {
     /// Seconds with nanosecond precision, e.g. `1.000000042s`: exact and stable for snapshots.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        f.pad(&format!("{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000))
     }
 }
 
