@@ -279,6 +279,7 @@ pub(crate) fn failure_here(
         details,
         task: (task != NO_TASK).then_some(TaskId(task)),
         task_name,
+        involved: Vec::new(),
         step: ctx.step.get(),
         time: crate::SimTime::from_nanos(ctx.now.get()),
     }

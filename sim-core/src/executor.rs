@@ -44,6 +44,16 @@ impl Wake for TaskWaker {
     }
 }
 
+/// What the strategy's pick led to.
+enum Pick {
+    /// Poll this task.
+    Task(u32),
+    /// Nothing is runnable.
+    Idle,
+    /// The strategy could not follow the program; the failure is recorded.
+    Diverged,
+}
+
 struct TaskSlot {
     future: Option<BoxFuture>,
     waker: Waker,
@@ -213,12 +223,12 @@ impl Simulation {
             }
             ctx.step.set(step);
             let task = match self.pick(ctx, step, previous) {
-                Ok(Some(task)) => task,
-                Ok(None) => match self.advance_idle(ctx, time_max) {
+                Pick::Task(task) => task,
+                Pick::Idle => match self.advance_idle(ctx, time_max) {
                     Some(outcome) => return outcome,
                     None => continue,
                 },
-                Err(outcome) => return outcome,
+                Pick::Diverged => return recorded_outcome(ctx),
             };
             self.poll(ctx, task, step);
             previous = task;
@@ -241,13 +251,13 @@ impl Simulation {
         }
     }
 
-    /// Asks the strategy for the next task; `Ok(None)` when nothing is runnable.
+    /// Asks the strategy for the next task.
     #[inline]
-    fn pick(&mut self, ctx: &Context, step: u64, previous: u32) -> Result<Option<u32>, Outcome> {
+    fn pick(&mut self, ctx: &Context, step: u64, previous: u32) -> Pick {
         let mut runq = ctx.runq.borrow_mut();
         let count = runq.runnable.len();
         if count == 0 {
-            return Ok(None);
+            return Pick::Idle;
         }
         let current = (previous != NO_TASK && runq.is_queued(previous)).then_some(TaskId(previous));
         let choice = Choice { step, runnable: &runq.runnable, current };
@@ -263,14 +273,14 @@ impl Simulation {
                 let failure =
                     context::failure_here(ctx, FailureKind::Nondeterminism, message, String::new());
                 context::record_failure(ctx, failure);
-                return Err(recorded_outcome(ctx));
+                return Pick::Diverged;
             }
         };
         assert!(index < count, "kdst: strategy picked index {index} of {count} runnable tasks");
         let task = runq.take(index);
         let preemption = current.is_some_and(|current| current.0 != task);
         self.trace.steps.push(StepRecord::pack(task, count > 1, preemption));
-        Ok(Some(task))
+        Pick::Task(task)
     }
 
     #[inline]
@@ -390,7 +400,11 @@ impl Simulation {
             if count == 1 { " is" } else { "s are" },
             if count == 1 { "it" } else { "them" }
         );
-        let failure = self.limit_failure(ctx, FailureKind::Deadlock, message, blocked);
+        let mut failure = self.limit_failure(ctx, FailureKind::Deadlock, message, blocked);
+        let state = ctx.state.borrow();
+        let unfinished = state.tasks.iter().enumerate().filter(|(_, meta)| !meta.finished);
+        failure.involved = unfinished.map(|(index, _)| TaskId(index as u32)).collect();
+        drop(state);
         context::record_failure(ctx, failure);
         recorded_outcome(ctx)
     }
@@ -446,6 +460,7 @@ impl Simulation {
             details,
             task: None,
             task_name: None,
+            involved: Vec::new(),
             step: ctx.step.get(),
             time: SimTime::from_nanos(ctx.now.get()),
         }

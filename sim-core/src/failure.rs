@@ -78,6 +78,9 @@ pub struct Failure {
     pub task: Option<TaskId>,
     /// That task's name.
     pub task_name: Option<String>,
+    /// Other tasks involved: the writer a Go fatal error collided with, the tasks a deadlock
+    /// blocked. In task order.
+    pub involved: Vec<TaskId>,
     /// The step at which it happened.
     pub step: u64,
     /// The virtual time at which it happened.

@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use crate::SimTime;
 use crate::context::{self, Context, NO_TASK};
 use crate::executor::Abort;
 use crate::failure::FailureKind;
 use crate::task::yield_now;
+use crate::{SimTime, TaskId};
 
 /// Go's text for two overlapping writes.
 pub const CONCURRENT_WRITES: &str = "fatal error: concurrent map writes";
@@ -213,7 +213,10 @@ fn fatal(text: &'static str, map: &str, op: &'static str, writer: Writer) -> ! {
         let status = if ctx.runq.borrow().is_queued(writer.task) { "runnable" } else { "waiting" };
         dump.push('\n');
         goroutine(ctx, &mut dump, writer.task, status, writer.op, map, Some(&since));
-        let failure = context::failure_here(ctx, FailureKind::GoFatal, text.to_string(), dump);
+        let mut failure = context::failure_here(ctx, FailureKind::GoFatal, text.to_string(), dump);
+        if writer.task != current {
+            failure.involved.push(TaskId(writer.task));
+        }
         context::record_failure(ctx, failure);
     });
     std::panic::resume_unwind(Box::new(Abort))

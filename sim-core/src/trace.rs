@@ -110,7 +110,7 @@ impl Trace {
     }
 
     /// The steps, in order.
-    pub fn steps(&self) -> impl ExactSizeIterator<Item = StepRecord> + '_ {
+    pub fn steps(&self) -> impl DoubleEndedIterator<Item = StepRecord> + ExactSizeIterator + '_ {
         self.steps.iter().map(|&word| StepRecord::unpack(word))
     }
 
