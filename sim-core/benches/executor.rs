@@ -1,8 +1,9 @@
 //! The executor benchmark: steps/s on W1 (tasks each calling `yield_now`), cost per tiny
 //! execution (2 tasks × 3 yields, set-up included), and how both scale from 2 to 64 tasks.
 //!
-//! `cargo bench -p sim-core --bench executor` prints a table; `-- w1-once` runs one W1 execution
-//! for instruction counting under `valgrind --tool=cachegrind`.
+//! `cargo bench -p sim-core --bench executor` prints a table; `-- w1 N` or `-- tiny N` runs N
+//! executions and nothing else, for instruction counting under `valgrind --tool=cachegrind`
+//! (see the README for the exact commands).
 #![allow(clippy::disallowed_methods, missing_docs)]
 
 use std::hint::black_box;
@@ -40,14 +41,13 @@ fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut sim = Simulation::default();
-    if args.iter().any(|arg| arg == "w1-once") {
-        let (_, steps) = measure(&mut sim, 4, 1000, 1);
-        println!("W1 once: {steps} steps");
-        return;
-    }
-    if args.iter().any(|arg| arg == "tiny-once") {
-        let (_, steps) = measure(&mut sim, 2, 3, 10_000);
-        println!("tiny x10000: {steps} steps");
+    // `w1 N` / `tiny N`: N executions and nothing else, for instruction counts. The difference
+    // between two counts divided by the difference in steps (or executions) excludes start-up.
+    if let [_, mode, count, ..] = args.as_slice() {
+        let count: u64 = count.parse().expect("the execution count is an integer");
+        let (tasks, yields) = if mode == "w1" { (4, 1000) } else { (2, 3) };
+        let (_, steps) = measure(&mut sim, tasks, yields, count);
+        println!("{mode} x{count}: {steps} steps");
         return;
     }
     let repeats = 7;

@@ -163,8 +163,16 @@ pub(crate) struct Context {
     pub alive: Cell<u32>,
     /// A task called [`crate::stop`].
     pub stop: Cell<bool>,
-    /// A lower bound on the earliest timer deadline (`u64::MAX` when none).
-    pub next_timer: Cell<u64>,
+    /// Something rare happened (a spawn, a failure, `stop`, the last live task finished): the
+    /// executor looks at the flags above before the next pick. One test per step instead of four.
+    pub attention: Cell<bool>,
+    /// When the executor's after-step slow path must run next: no later than the earliest timer,
+    /// the time limit, and 0 (every step) while oracles are registered.
+    pub next_event: Cell<u64>,
+    /// The running task yielded with its own waker; the executor requeues it (see `YieldNow`).
+    pub yielded: Cell<bool>,
+    /// The data pointer of the running task's own waker, to recognise it in `YieldNow`.
+    pub waker_data: Cell<*const ()>,
     pub runq: RefCell<RunQueue>,
     pub state: RefCell<State>,
     pub strategy: RefCell<Option<Box<dyn Strategy>>>,
@@ -182,7 +190,10 @@ thread_local! {
             has_oracles: Cell::new(false),
             alive: Cell::new(0),
             stop: Cell::new(false),
-            next_timer: Cell::new(u64::MAX),
+            attention: Cell::new(false),
+            next_event: Cell::new(u64::MAX),
+            yielded: Cell::new(false),
+            waker_data: Cell::new(std::ptr::null()),
             runq: RefCell::new(RunQueue::new()),
             state: RefCell::new(State::new()),
             strategy: RefCell::new(None),
@@ -259,6 +270,7 @@ pub(crate) fn record_failure(ctx: &Context, failure: Failure) {
         state.failure = Some(failure);
     }
     ctx.failed.set(true);
+    ctx.attention.set(true);
 }
 
 /// Builds a failure stamped with the current step, time and task.

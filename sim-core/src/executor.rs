@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Wake, Waker};
 
 use crate::context::{self, BoxFuture, CTX, Context, NO_TASK, Slot};
 use crate::failure::{Failure, FailureKind, Outcome};
@@ -160,9 +160,18 @@ impl Simulation {
             );
             self.begin(ctx, seed);
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(setup)) {
-                self.record_panic(ctx, NO_TASK, payload);
+                self.record_panic(ctx, payload, "setup panicked: ");
             }
-            let outcome = self.run_loop(ctx);
+            // One landing pad around the whole loop, not one per poll: a panic ends the run, and
+            // `ctx.current` still names the task that was being polled.
+            let outcome = match panic::catch_unwind(AssertUnwindSafe(|| self.run_loop(ctx))) {
+                Ok(outcome) => outcome,
+                Err(payload) => {
+                    self.record_panic(ctx, payload, "panicked outside any task (an oracle check?): ");
+                    ctx.current.set(NO_TASK);
+                    recorded_outcome(ctx)
+                }
+            };
             self.finish(ctx, outcome)
         })
     }
@@ -180,7 +189,9 @@ impl Simulation {
         ctx.has_oracles.set(false);
         ctx.alive.set(0);
         ctx.stop.set(false);
-        ctx.next_timer.set(u64::MAX);
+        ctx.attention.set(true);
+        ctx.next_event.set(duration_nanos(self.config.time_max).saturating_add(1));
+        ctx.yielded.set(false);
         ctx.runq.borrow_mut().clear();
         let mut state = ctx.state.borrow_mut();
         state.config = self.config.clone();
@@ -209,14 +220,17 @@ impl Simulation {
         let mut previous = NO_TASK;
         let mut step: u64 = 0;
         loop {
-            if ctx.has_spawned.get() {
-                self.adopt_spawned(ctx);
-            }
-            if ctx.failed.get() {
-                return recorded_outcome(ctx);
-            }
-            if ctx.alive.get() == 0 || ctx.stop.get() {
-                return self.complete(ctx);
+            if ctx.attention.get() {
+                ctx.attention.set(false);
+                if ctx.has_spawned.get() {
+                    self.adopt_spawned(ctx);
+                }
+                if ctx.failed.get() {
+                    return recorded_outcome(ctx);
+                }
+                if ctx.alive.get() == 0 || ctx.stop.get() {
+                    return self.complete(ctx);
+                }
             }
             if step >= steps_max {
                 return self.step_limit(ctx);
@@ -236,19 +250,39 @@ impl Simulation {
             let jitter = ((mix64(time_key ^ step) >> 32) * jitter_span) >> 32;
             let now = ctx.now.get() + poll_cost + jitter;
             ctx.now.set(now);
-            if now >= ctx.next_timer.get() {
-                self.fire_timers(ctx, now);
-            }
-            if ctx.has_oracles.get()
-                && !ctx.failed.get()
-                && let Some(failure) = oracle::check(ctx, false)
+            if now >= ctx.next_event.get()
+                && let Some(outcome) = self.after_step(ctx, now, time_max)
             {
-                context::record_failure(ctx, failure);
-            }
-            if now > time_max && !ctx.failed.get() {
-                return self.time_limit(ctx);
+                return outcome;
             }
         }
+    }
+
+    /// The slow path after a step, run when `ctx.next_event` is due: fire timers, check oracles,
+    /// enforce the time limit, and compute when to come back.
+    fn after_step(&mut self, ctx: &Context, now: u64, time_max: u64) -> Option<Outcome> {
+        self.fire_timers(ctx, now);
+        if ctx.has_oracles.get()
+            && !ctx.failed.get()
+            && let Some(failure) = oracle::check(ctx, false)
+        {
+            context::record_failure(ctx, failure);
+        }
+        if now > time_max && !ctx.failed.get() {
+            return Some(self.time_limit(ctx));
+        }
+        self.schedule_next_event(ctx, time_max);
+        None
+    }
+
+    fn schedule_next_event(&self, ctx: &Context, time_max: u64) {
+        let next = if ctx.has_oracles.get() {
+            0
+        } else {
+            let timer = ctx.state.borrow().timers.peek_deadline();
+            timer.min(time_max.saturating_add(1))
+        };
+        ctx.next_event.set(next);
     }
 
     /// Asks the strategy for the next task.
@@ -288,12 +322,14 @@ impl Simulation {
         ctx.current.set(task);
         let slot = &mut self.slots[task as usize];
         slot.last_polled = step;
+        ctx.waker_data.set(slot.waker.data());
         let future = slot.future.as_mut().expect("kdst internal: runnable task has no future");
         let mut cx = TaskContext::from_waker(&slot.waker);
-        match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => {}
-            Ok(Poll::Ready(())) => self.exit(ctx, task),
-            Err(payload) => self.record_panic(ctx, task, payload),
+        if future.as_mut().poll(&mut cx).is_ready() {
+            self.exit(ctx, task);
+        } else if ctx.yielded.get() {
+            ctx.yielded.set(false);
+            ctx.runq.borrow_mut().wake(task);
         }
         ctx.current.set(NO_TASK);
     }
@@ -311,11 +347,15 @@ impl Simulation {
         };
         if !daemon {
             ctx.alive.set(ctx.alive.get() - 1);
+            if ctx.alive.get() == 0 {
+                ctx.attention.set(true);
+            }
         }
         context::push_event(ctx, EventKind::Exit);
     }
 
-    fn record_panic(&mut self, ctx: &Context, task: u32, payload: Box<dyn Any + Send>) {
+    /// Records a panic of the task being polled; `outside` prefixes the message when no task was.
+    fn record_panic(&mut self, ctx: &Context, payload: Box<dyn Any + Send>, outside: &str) {
         if payload.is::<Abort>() {
             debug_assert!(ctx.failed.get(), "an Abort unwind follows a recorded failure");
             return;
@@ -325,7 +365,8 @@ impl Simulation {
             Some(note) => note,
             None => (payload_message(payload.as_ref()), String::new()),
         };
-        let message = if task == NO_TASK { format!("setup panicked: {message}") } else { message };
+        let task = ctx.current.get();
+        let message = if task == NO_TASK { format!("{outside}{message}") } else { message };
         let details =
             if location.is_empty() { String::new() } else { format!("panicked at {location}") };
         let failure = context::failure_here(ctx, FailureKind::Panic, message, details);
@@ -349,7 +390,6 @@ impl Simulation {
         {
             let mut state = ctx.state.borrow_mut();
             state.timers.take_due(now, &mut self.due);
-            ctx.next_timer.set(state.timers.peek_deadline());
         }
         for waker in self.due.drain(..) {
             waker.wake();
@@ -378,6 +418,7 @@ impl Simulation {
         {
             context::record_failure(ctx, failure);
         }
+        self.schedule_next_event(ctx, time_max);
         None
     }
 
@@ -528,6 +569,7 @@ impl Simulation {
         state.oracles.clear();
         drop(state);
         ctx.runq.borrow_mut().clear();
+        ctx.waker_data.set(std::ptr::null());
         self.trace.strategy = self.strategy_name();
         self.trace.end_time_ns = ctx.now.get();
         self.trace.outcome = Some(outcome.clone());

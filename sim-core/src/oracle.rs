@@ -70,6 +70,7 @@ pub fn always(
     context::with("always", |ctx| {
         ctx.state.borrow_mut().oracles.always.push(invariant);
         ctx.has_oracles.set(true);
+        ctx.next_event.set(0);
     });
 }
 
@@ -96,6 +97,7 @@ pub fn eventually(
         };
         ctx.state.borrow_mut().oracles.eventually.push(property);
         ctx.has_oracles.set(true);
+        ctx.next_event.set(0);
     });
 }
 

@@ -112,6 +112,7 @@ where
             ctx.alive.set(ctx.alive.get() + 1);
         }
         ctx.has_spawned.set(true);
+        ctx.attention.set(true);
         let mut runq = ctx.runq.borrow_mut();
         debug_assert_eq!(runq.slots.len(), id as usize, "run queue slots follow task ids");
         runq.slots.push(Slot::Queued);
@@ -282,7 +283,20 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        // Fast path: yielding with the task's own waker (not one a combinator wrapped) tells the
+        // executor directly instead of going through the waker's vtable, Arc and thread-local.
+        let own_waker = context::CTX
+            .try_with(|ctx| {
+                let own = ctx.active.get() && ctx.waker_data.get() == cx.waker().data();
+                if own {
+                    ctx.yielded.set(true);
+                }
+                own
+            })
+            .unwrap_or(false);
+        if !own_waker {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
@@ -360,7 +374,10 @@ impl Drop for Frame {
 /// # Panics
 /// Outside a simulation.
 pub fn stop() {
-    context::with("stop", |ctx| ctx.stop.set(true));
+    context::with("stop", |ctx| {
+        ctx.stop.set(true);
+        ctx.attention.set(true);
+    });
 }
 
 /// Records what the running task is about to block on, for deadlock and limit reports.

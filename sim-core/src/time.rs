@@ -215,7 +215,7 @@ impl Future for Sleep {
             };
             if !registered {
                 self.timer = Some(state.timers.add(deadline, cx.waker().clone()));
-                ctx.next_timer.set(ctx.next_timer.get().min(deadline));
+                ctx.next_event.set(ctx.next_event.get().min(deadline));
             }
             let current = ctx.current.get();
             if let Some(meta) = state.tasks.get_mut(current as usize) {
