@@ -167,7 +167,11 @@ impl Simulation {
             let outcome = match panic::catch_unwind(AssertUnwindSafe(|| self.run_loop(ctx))) {
                 Ok(outcome) => outcome,
                 Err(payload) => {
-                    self.record_panic(ctx, payload, "panicked outside any task (an oracle check?): ");
+                    self.record_panic(
+                        ctx,
+                        payload,
+                        "panicked outside any task (an oracle check?): ",
+                    );
                     ctx.current.set(NO_TASK);
                     recorded_outcome(ctx)
                 }

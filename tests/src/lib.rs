@@ -3,11 +3,7 @@
 use sim_core::{Outcome, Simulation};
 
 /// Runs `setup` under seeds `0..seeds` and returns the first failing seed with its outcome.
-pub fn first_failure(
-    sim: &mut Simulation,
-    seeds: u64,
-    setup: impl Fn(),
-) -> Option<(u64, Outcome)> {
+pub fn first_failure(sim: &mut Simulation, seeds: u64, setup: impl Fn()) -> Option<(u64, Outcome)> {
     (0..seeds).find_map(|seed| {
         let outcome = sim.run(seed, &setup);
         (outcome != Outcome::Completed).then_some((seed, outcome))
