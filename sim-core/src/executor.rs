@@ -338,11 +338,20 @@ impl Simulation {
         ctx.current.set(NO_TASK);
     }
 
-    /// A task finished: drop its future (inside its own context, so destructors see it), mark it.
+    /// A task finished: mark it done (so wakes from its last poll or its destructors are ignored,
+    /// and a self-wake already queued is withdrawn), then drop its future inside its own context.
     fn exit(&mut self, ctx: &Context, task: u32) {
+        {
+            let mut runq = ctx.runq.borrow_mut();
+            if runq.slots[task as usize] == Slot::Queued
+                && let Some(index) = runq.runnable.iter().position(|id| id.0 == task)
+            {
+                runq.runnable.swap_remove(index);
+            }
+            runq.slots[task as usize] = Slot::Done;
+        }
         let future = self.slots[task as usize].future.take();
         drop(future);
-        ctx.runq.borrow_mut().slots[task as usize] = Slot::Done;
         let daemon = {
             let mut state = ctx.state.borrow_mut();
             let meta = &mut state.tasks[task as usize];

@@ -14,7 +14,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::context::{self, NO_TASK, Slot, TaskMeta, Wait};
 use crate::failure::FailureKind;
-use crate::trace::{Event, EventKind, TASK_ID_MAX};
+use crate::trace::{EventKind, TASK_ID_MAX};
 
 /// A task's id: its spawn order within the run, starting at 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,13 +101,8 @@ where
             wait: None,
         });
         state.spawned.push((id, Box::pin(wrapped)));
-        state.events.push(Event {
-            step: ctx.step.get(),
-            time_ns: ctx.now.get(),
-            task: TaskId(parent),
-            kind: EventKind::Spawn { child: TaskId(id) },
-        });
         drop(state);
+        context::push_event(ctx, EventKind::Spawn { child: TaskId(id) });
         if !daemon {
             ctx.alive.set(ctx.alive.get() + 1);
         }

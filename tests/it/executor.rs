@@ -240,3 +240,29 @@ fn join_set_collects_every_result() {
         assert_eq!(*results.borrow(), vec![4, 3, 2, 1, 0], "seed {seed}: completion order");
     }
 }
+
+/// Regression: a task that wakes itself in its final poll, or whose cancelled wait wakes it while
+/// its future is dropped, is never polled again after it finished.
+#[test]
+fn a_task_woken_during_its_last_poll_or_drop_is_not_polled_again() {
+    let mut sim = Simulation::default();
+    for seed in 0..200 {
+        let outcome = sim.run(seed, || {
+            let (sender, receiver) = channel::unbounded::<u32>();
+            spawn("consumer", async move {
+                let _sender = sender;
+                let waited = sim_core::timeout(Duration::from_secs(1), receiver.recv()).await;
+                assert!(waited.is_err());
+            });
+            spawn(
+                "self-waker",
+                std::future::poll_fn(|cx| {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Ready(())
+                }),
+            );
+            spawn("sleeper", sleep(Duration::from_secs(2)));
+        });
+        assert_eq!(outcome, Outcome::Completed, "seed {seed}");
+    }
+}

@@ -56,6 +56,9 @@ pub(crate) fn describe(kind: &str, name: &str) -> String {
 
 /// ` held by task N (name)`, for wait reasons.
 pub(crate) fn held_by(task: u32) -> String {
+    if task == crate::context::NO_TASK {
+        return " held by setup".to_string();
+    }
     let name = crate::context::with_state("held_by", |state| state.task_name(task).to_string());
     format!(" held by task {task} ({name})")
 }

@@ -18,6 +18,9 @@ struct Waiter {
 struct Inner {
     name: Cow<'static, str>,
     permit: Cell<bool>,
+    /// How many times `notify_waiters` was called: a `Notified` created before a call completes,
+    /// even if it had not been polled yet (tokio's guarantee).
+    generation: Cell<u64>,
     waiters: RefCell<Vec<Rc<Waiter>>>,
 }
 
@@ -39,6 +42,7 @@ impl Notify {
             inner: Rc::new(Inner {
                 name: name.into(),
                 permit: Cell::new(false),
+                generation: Cell::new(0),
                 waiters: RefCell::new(Vec::new()),
             }),
         }
@@ -63,8 +67,10 @@ impl Notify {
         }
     }
 
-    /// Wakes every task waiting now; stores no permit.
+    /// Wakes every task waiting now, and completes every [`Notified`] created before this call
+    /// even if not yet polled; stores no permit.
     pub fn notify_waiters(&self) {
+        self.inner.generation.set(self.inner.generation.get() + 1);
         let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
         for waiter in waiters {
             waiter.notified.set(true);
@@ -77,7 +83,8 @@ impl Notify {
 
     /// Waits for a notification (or consumes the stored permit). A scheduling point.
     pub fn notified(&self) -> Notified {
-        Notified { notify: self.clone(), waiter: None, yielded: false }
+        let generation = self.inner.generation.get();
+        Notified { notify: self.clone(), waiter: None, yielded: false, generation }
     }
 }
 
@@ -94,6 +101,7 @@ pub struct Notified {
     notify: Notify,
     waiter: Option<Rc<Waiter>>,
     yielded: bool,
+    generation: u64,
 }
 
 impl Future for Notified {
@@ -104,6 +112,13 @@ impl Future for Notified {
             self.yielded = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
+        }
+        if self.notify.inner.generation.get() != self.generation {
+            if let Some(waiter) = self.waiter.take() {
+                let mut waiters = self.notify.inner.waiters.borrow_mut();
+                waiters.retain(|other| !Rc::ptr_eq(other, &waiter));
+            }
+            return Poll::Ready(());
         }
         if let Some(waiter) = &self.waiter {
             if waiter.notified.get() {

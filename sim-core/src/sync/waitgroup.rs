@@ -70,8 +70,8 @@ impl WaitGroup {
                 return Poll::Ready(());
             }
             self.inner.waiters.register(cx.waker());
-            let what = describe("WaitGroup", &self.inner.name);
-            set_wait("wait", format!("{what} (counter {})", self.inner.count.get()));
+            // No counter in the text: `done()` wakes nobody until zero, so it would go stale.
+            set_wait("wait for", describe("WaitGroup", &self.inner.name));
             Poll::Pending
         })
         .await;
