@@ -11,10 +11,7 @@ use sim_core::{
 };
 
 fn expect_go_fatal(outcome: Outcome) -> Failure {
-    match outcome {
-        Outcome::Failed(failure) if failure.kind == FailureKind::GoFatal => failure,
-        other => panic!("expected a Go fatal error, got {other}"),
-    }
+    kdst_tests::failed(outcome, FailureKind::GoFatal)
 }
 
 fn two_writers() {

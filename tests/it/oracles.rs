@@ -6,9 +6,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use kdst_tests::assert_all_complete;
+use kdst_tests::{at, failed};
 use sim_core::{
-    Config, EventKind, Failure, FailureKind, Outcome, SimTime, Simulation, always, event,
-    eventually, sleep, spawn, yield_now,
+    Config, EventKind, Failure, FailureKind, Outcome, Simulation, always, event, eventually, sleep,
+    spawn, yield_now,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -309,19 +310,6 @@ fn message_step(sim: &Simulation, text: &str) -> u64 {
     let step = steps.next().unwrap_or_else(|| panic!("no event {text:?}"));
     assert_eq!(steps.next(), None, "event {text:?} emitted twice");
     step
-}
-
-/// The time `since_start` after the start of the run.
-fn at(since_start: Duration) -> SimTime {
-    SimTime::ZERO + since_start
-}
-
-/// The failure of `outcome`, which must be `Failed` with `kind`.
-fn failed(outcome: Outcome, kind: FailureKind) -> Failure {
-    match outcome {
-        Outcome::Failed(failure) if failure.kind == kind => failure,
-        other => panic!("expected a {kind} failure, got: {other}"),
-    }
 }
 
 /// The limit of `outcome`, which must be `LimitReached` with `kind`.

@@ -7,12 +7,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use kdst_tests::assert_all_complete;
+use kdst_tests::{at, failed};
 use sim_core::sync::channel::{self, SendError, TrySendError};
 use sim_core::sync::oneshot::{self, RecvError};
 use sim_core::sync::{Mutex, Notify, RwLock, WaitGroup};
 use sim_core::{
-    Elapsed, EventKind, Failure, FailureKind, JoinSet, Outcome, SimTime, Simulation, event, now,
-    sleep, spawn, timeout, yield_now,
+    Elapsed, EventKind, FailureKind, JoinSet, Outcome, Simulation, event, now, sleep, spawn,
+    timeout, yield_now,
 };
 
 const WORKERS: u32 = 3;
@@ -865,19 +866,6 @@ fn preemptions_around(make: impl Fn() -> Op) -> (u32, u32) {
         }
     }
     (between, not_between)
-}
-
-/// The time `since_start` after the start of the run.
-fn at(since_start: Duration) -> SimTime {
-    SimTime::ZERO + since_start
-}
-
-/// The failure of `outcome`, which must be `Failed` with `kind`.
-fn failed(outcome: Outcome, kind: FailureKind) -> Failure {
-    match outcome {
-        Outcome::Failed(failure) if failure.kind == kind => failure,
-        other => panic!("expected a {kind} failure, got: {other}"),
-    }
 }
 
 /// Regression: a notification sent while the `Notified` future has been created but not yet

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use kdst_tests::assert_all_complete;
+use kdst_tests::at;
 use sim_core::strategy::{Choice, Divergence};
 use sim_core::{
     Config, Elapsed, EventKind, FailureKind, Outcome, Random, SimTime, Simulation, Strategy,
@@ -306,11 +307,6 @@ fn an_endless_daemon_does_not_keep_the_run_alive() {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The time `since_start` after the start of the run.
-fn at(since_start: Duration) -> SimTime {
-    SimTime::ZERO + since_start
-}
 
 /// Runs one task that yields 1000 times; returns the virtual time its last poll saw.
 fn yield_1000_times(sim: &mut Simulation, seed: u64) -> Duration {

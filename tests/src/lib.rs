@@ -1,6 +1,8 @@
 //! Shared helpers for kdst's integration tests (the tests live in `tests/it/`).
 
-use sim_core::{Outcome, Simulation};
+use std::time::Duration;
+
+use sim_core::{Failure, FailureKind, Outcome, SimTime, Simulation};
 
 /// Runs `setup` under seeds `0..seeds` and returns the first failing seed with its outcome.
 pub fn first_failure(sim: &mut Simulation, seeds: u64, setup: impl Fn()) -> Option<(u64, Outcome)> {
@@ -16,4 +18,17 @@ pub fn assert_all_complete(sim: &mut Simulation, seeds: u64, setup: impl Fn()) {
     if let Some((seed, outcome)) = first_failure(sim, seeds, setup) {
         panic!("seed {seed} did not complete: {outcome}");
     }
+}
+
+/// The failure of `outcome`, which must be `Failed` with `kind`.
+pub fn failed(outcome: Outcome, kind: FailureKind) -> Failure {
+    match outcome {
+        Outcome::Failed(failure) if failure.kind == kind => failure,
+        other => panic!("expected a {kind} failure, got: {other}"),
+    }
+}
+
+/// The time `since_start` after the start of the run.
+pub fn at(since_start: Duration) -> SimTime {
+    SimTime::ZERO + since_start
 }
