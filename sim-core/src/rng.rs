@@ -124,20 +124,25 @@ pub fn with_stream<R>(label: &str, f: impl FnOnce(&mut ChaCha8Rng) -> R) -> R {
     context::with_state("with_stream", |state| f(state.streams.named(label)))
 }
 
+/// Runs `f` with the calling task's own stream (`task/<id>`; `setup` draws from `task/setup`).
+fn with_task_stream<R>(what: &str, f: impl FnOnce(&mut ChaCha8Rng) -> R) -> R {
+    context::with(what, |ctx| {
+        let task = ctx.current.get();
+        let mut state = ctx.state.borrow_mut();
+        if task == NO_TASK {
+            f(state.streams.named("task/setup"))
+        } else {
+            f(state.streams.task(task))
+        }
+    })
+}
+
 /// A random `u64` from the calling task's own stream (`task/<id>`; `setup` draws from `task/setup`).
 ///
 /// # Panics
 /// Outside a simulation.
 pub fn random_u64() -> u64 {
-    context::with("random_u64", |ctx| {
-        let task = ctx.current.get();
-        let mut state = ctx.state.borrow_mut();
-        if task == NO_TASK {
-            state.streams.named("task/setup").next_u64()
-        } else {
-            state.streams.task(task).next_u64()
-        }
-    })
+    with_task_stream("random_u64", |rng| rng.next_u64())
 }
 
 /// A uniform value in `range` from the calling task's stream.
@@ -146,14 +151,7 @@ pub fn random_u64() -> u64 {
 /// If `range` is empty, or outside a simulation.
 pub fn random_range(range: Range<u64>) -> u64 {
     assert!(range.start < range.end, "kdst: random_range on an empty range {range:?}");
-    let span = range.end - range.start;
-    let zone = u64::MAX - (u64::MAX - span + 1) % span;
-    loop {
-        let value = random_u64();
-        if value <= zone {
-            return range.start + value % span;
-        }
-    }
+    range.start + with_task_stream("random_range", |rng| below(rng, range.end - range.start))
 }
 
 /// True with probability `p` (clamped to `0..=1`), from the calling task's stream.
