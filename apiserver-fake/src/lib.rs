@@ -1,11 +1,30 @@
-//! # apiserver-fake (skeleton)
+//! # apiserver-fake
 //!
-//! Will hold the Kubernetes machinery that controllers live in, as simulated actors on
-//! [`sim_core`]: the object store with one global resourceVersion, the API verbs with Kubernetes'
+//! The Kubernetes machinery that controllers live in, as simulated actors on [`sim_core`]: the
+//! object store with one global resourceVersion ([`ApiServer`]), the API verbs with Kubernetes'
 //! validation, finalizer and DELETE-propagation rules, watches with bounded history, a client
-//! with seeded latency and faults, informers and caches that can lag, client-go work queues,
-//! a controller runtime, the garbage collector and the namespace controller
-//! (`../shared/spec/kubernetes.md`). Built in a later issue; this crate only compiles today.
+//! with seeded latency and faults, client-go work queues, and (in later modules) informers, the
+//! controller runtime, the garbage collector and the namespace controller. The rules are those
+//! of `../shared/spec/kubernetes.md`, checked against upstream.
+
+pub mod error;
+pub mod kinds;
+pub mod object;
+pub mod selector;
+pub mod server;
+pub mod workqueue;
+
+pub use error::{ApiError, Reason};
+pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
+pub use object::{
+    FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectMeta, OwnerReference,
+    Time, merge_patch, parse_manifests,
+};
+pub use selector::Selector;
+pub use server::{
+    ApiServer, Change, DeleteOptions, Deleted, EventType, FINALIZER_KUBERNETES, ObjectList,
+    PROTECTED_NAMESPACES, Propagation, ServerConfig, Watch, WatchEvent, WatchStart,
+};
 
 /// The simulator this crate builds on.
 pub use sim_core;

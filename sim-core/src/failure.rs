@@ -27,6 +27,9 @@ pub enum FailureKind {
     TaskLimit,
     /// More than `Config::events_max` trace events were emitted: a limit, not a verdict.
     EventLimit,
+    /// A model's own resource limit (objects stored, watch history, queue length) was exceeded:
+    /// a limit, not a verdict. Raised with [`crate::fail`].
+    ResourceLimit,
 }
 
 impl FailureKind {
@@ -38,6 +41,7 @@ impl FailureKind {
                 | FailureKind::TimeLimit
                 | FailureKind::TaskLimit
                 | FailureKind::EventLimit
+                | FailureKind::ResourceLimit
         )
     }
 
@@ -54,6 +58,7 @@ impl FailureKind {
             FailureKind::TimeLimit => "time-limit",
             FailureKind::TaskLimit => "task-limit",
             FailureKind::EventLimit => "event-limit",
+            FailureKind::ResourceLimit => "resource-limit",
         }
     }
 }
@@ -137,4 +142,19 @@ impl fmt::Display for Outcome {
             Outcome::Failed(failure) | Outcome::LimitReached(failure) => failure.fmt(f),
         }
     }
+}
+
+/// Ends the run from inside a task with a failure of `kind`: the oracle of a model built on
+/// sim-core (an invariant of a fake API server, a resource limit it enforces). The failure is
+/// stamped with the current step, time and task; a limit kind ends the run as
+/// [`Outcome::LimitReached`], any other as [`Outcome::Failed`]. The calling task stops here.
+///
+/// # Panics
+/// Outside a simulation.
+pub fn fail(kind: FailureKind, message: impl Into<String>, details: impl Into<String>) -> ! {
+    crate::context::with("fail", |ctx| {
+        let failure = crate::context::failure_here(ctx, kind, message.into(), details.into());
+        crate::context::record_failure(ctx, failure);
+    });
+    std::panic::resume_unwind(Box::new(crate::executor::Abort))
 }

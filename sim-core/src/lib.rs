@@ -86,7 +86,7 @@ mod trace;
 
 pub use config::Config;
 pub use executor::Simulation;
-pub use failure::{Failure, FailureKind, Outcome};
+pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
 pub use rng::{

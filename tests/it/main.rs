@@ -7,3 +7,4 @@ mod oracles;
 mod replay;
 mod sync;
 mod time;
+mod workqueue;

@@ -1,0 +1,1 @@
+//! Work-queue guarantees (placeholder, being written).
