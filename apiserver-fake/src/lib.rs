@@ -7,14 +7,20 @@
 //! controller runtime, the garbage collector and the namespace controller. The rules are those
 //! of `../shared/spec/kubernetes.md`, checked against upstream.
 
+pub mod client;
+pub mod controller;
 pub mod error;
+pub mod informer;
 pub mod kinds;
 pub mod object;
 pub mod selector;
 pub mod server;
 pub mod workqueue;
 
+pub use client::{Client, ClientConfig, ClientWatch, Faults, Latency};
+pub use controller::{Action, Controller, ObjectKey, ReconcileError, ReconcileResult};
 pub use error::{ApiError, Reason};
+pub use informer::{Cache, Informer, InformerConfig, Notification};
 pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
 pub use object::{
     FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectMeta, OwnerReference,

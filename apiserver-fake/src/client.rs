@@ -1,0 +1,373 @@
+//! The client controllers call: async verbs that are scheduling points, with seeded latency on
+//! the request and the response leg (other tasks run in between, as over a real connection) and
+//! optional injected faults, each named in the trace.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sim_core::RngCore;
+
+use crate::error::ApiError;
+use crate::object::Object;
+use crate::selector::Selector;
+use crate::server::{ApiServer, DeleteOptions, Deleted, ObjectList, Watch, WatchEvent, WatchStart};
+
+/// A uniform latency range, drawn per leg of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Latency {
+    /// The shortest leg.
+    pub min: Duration,
+    /// The longest leg.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// No latency: each leg is still a scheduling point (a yield), so calls interleave.
+    pub const ZERO: Latency = Latency { min: Duration::ZERO, max: Duration::ZERO };
+
+    /// Always `duration`.
+    pub fn fixed(duration: Duration) -> Self {
+        Latency { min: duration, max: duration }
+    }
+
+    /// Uniform in `min..=max`.
+    pub fn range(min: Duration, max: Duration) -> Self {
+        assert!(min <= max, "kdst: Latency::range with min {min:?} > max {max:?}");
+        Latency { min, max }
+    }
+
+    /// A draw from the calling task's stream.
+    pub fn draw(&self) -> Duration {
+        if self.max.is_zero() {
+            Duration::ZERO
+        } else {
+            sim_core::random_duration(self.min, self.max)
+        }
+    }
+}
+
+/// Probabilities of injected faults, per call (or per watch event for `drop_watch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// A write fails with 409 Conflict before reaching the server.
+    pub conflict: f64,
+    /// A call fails with 500 before reaching the server.
+    pub server_error: f64,
+    /// A call times out (504) after [`ClientConfig::timeout`]; a write may or may not have been
+    /// applied (decided by a seeded coin), as with a real timeout.
+    pub timeout: f64,
+    /// A watch stream ends before delivering an event.
+    pub drop_watch: f64,
+}
+
+impl Faults {
+    /// No faults.
+    pub const NONE: Faults =
+        Faults { conflict: 0.0, server_error: 0.0, timeout: 0.0, drop_watch: 0.0 };
+
+    fn any(&self) -> bool {
+        self.conflict > 0.0 || self.server_error > 0.0 || self.timeout > 0.0
+    }
+}
+
+/// A client's latency and faults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Latency of each leg (request, response) of a call.
+    pub latency: Latency,
+    /// Injected faults.
+    pub faults: Faults,
+    /// How long a call that times out takes.
+    pub timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            latency: Latency::range(Duration::from_micros(200), Duration::from_millis(2)),
+            faults: Faults::NONE,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets the latency of each leg.
+    pub fn with_latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Sets the injected faults.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// An injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Conflict,
+    ServerError,
+    Timeout,
+}
+
+/// A client of one [`ApiServer`]: the verbs of client-go's dynamic client. Cloning shares the
+/// identity and configuration.
+#[derive(Clone)]
+pub struct Client {
+    server: ApiServer,
+    name: Rc<str>,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// A client named `name` (the name labels its fault stream and fault events).
+    pub fn new(server: &ApiServer, name: &str, config: ClientConfig) -> Self {
+        Client { server: server.clone(), name: name.into(), config }
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &ApiServer {
+        &self.server
+    }
+
+    /// The client's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    async fn leg(&self) {
+        let delay = self.config.latency.draw();
+        if delay.is_zero() {
+            sim_core::yield_now().await;
+        } else {
+            sim_core::sleep(delay).await;
+        }
+    }
+
+    fn draw(&self, label: &str) -> f64 {
+        let stream = format!("client/{}/{label}", self.name);
+        sim_core::with_stream(&stream, |rng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    fn fault(&self, write: bool) -> Option<Fault> {
+        let faults = &self.config.faults;
+        if !faults.any() {
+            return None;
+        }
+        let roll = self.draw("faults");
+        let conflict = if write { faults.conflict } else { 0.0 };
+        if roll < conflict {
+            Some(Fault::Conflict)
+        } else if roll < conflict + faults.server_error {
+            Some(Fault::ServerError)
+        } else if roll < conflict + faults.server_error + faults.timeout {
+            Some(Fault::Timeout)
+        } else {
+            None
+        }
+    }
+
+    /// One call: request leg, maybe a fault, the server's atomic step, response leg.
+    async fn call<T>(
+        &self,
+        verb: &str,
+        target: (&str, &str, &str),
+        write: bool,
+        op: impl FnOnce(&ApiServer) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.leg().await;
+        let (api_version, kind, name) = target;
+        let resource = self
+            .server
+            .kind_info(api_version, kind)
+            .map_or_else(|| kind.to_lowercase(), |info| info.qualified_resource());
+        let result = match self.fault(write) {
+            None => op(&self.server),
+            Some(fault) => {
+                let error = match fault {
+                    Fault::Conflict => ApiError::stale(&resource, name),
+                    Fault::ServerError => ApiError::internal("injected by kdst"),
+                    Fault::Timeout => {
+                        let applied = write && self.draw("timeout-applied") < 0.5;
+                        if applied {
+                            let _ = op(&self.server);
+                        }
+                        let note = if applied { ", applied" } else { "" };
+                        sim_core::event(format!(
+                            "fault: {verb} {resource} {name} by {} timed out{note}",
+                            self.name
+                        ));
+                        sim_core::sleep(self.config.timeout).await;
+                        return Err(ApiError::timeout());
+                    }
+                };
+                sim_core::event(format!(
+                    "fault: {verb} {resource} {name} by {} → injected {} {:?}",
+                    self.name, error.code, error.reason
+                ));
+                Err(error)
+            }
+        };
+        self.leg().await;
+        result
+    }
+
+    /// GET.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ApiError> {
+        self.call("GET", (api_version, kind, name), false, |s| {
+            s.get(api_version, kind, namespace, name)
+        })
+        .await
+    }
+
+    /// LIST in one namespace or (`None`) all, with a label selector.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: &Selector,
+    ) -> Result<ObjectList, ApiError> {
+        self.call("LIST", (api_version, kind, ""), false, |s| {
+            s.list(api_version, kind, namespace, selector)
+        })
+        .await
+    }
+
+    /// CREATE.
+    pub async fn create(&self, object: Object) -> Result<Object, ApiError> {
+        let (av, kind, name) =
+            (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
+        self.call("CREATE", (&av, &kind, &name), true, |s| s.create(object)).await
+    }
+
+    /// UPDATE.
+    pub async fn update(&self, object: Object) -> Result<Object, ApiError> {
+        let (av, kind, name) =
+            (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
+        self.call("UPDATE", (&av, &kind, &name), true, |s| s.update(object)).await
+    }
+
+    /// UPDATE of the status subresource.
+    pub async fn update_status(&self, object: Object) -> Result<Object, ApiError> {
+        let (av, kind, name) =
+            (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
+        self.call("UPDATE status", (&av, &kind, &name), true, |s| s.update_status(object)).await
+    }
+
+    /// JSON merge PATCH.
+    pub async fn patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Object, ApiError> {
+        self.call("PATCH", (api_version, kind, name), true, |s| {
+            s.patch(api_version, kind, namespace, name, patch)
+        })
+        .await
+    }
+
+    /// JSON merge PATCH of the status subresource.
+    pub async fn patch_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Object, ApiError> {
+        self.call("PATCH status", (api_version, kind, name), true, |s| {
+            s.patch_status(api_version, kind, namespace, name, patch)
+        })
+        .await
+    }
+
+    /// DELETE with options.
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        self.call("DELETE", (api_version, kind, name), true, |s| {
+            s.delete(api_version, kind, namespace, name, options)
+        })
+        .await
+    }
+
+    /// The namespace `/finalize` subresource.
+    pub async fn finalize_namespace(&self, namespace: Object) -> Result<Object, ApiError> {
+        let name = namespace.metadata.name.clone();
+        self.call("UPDATE finalize", ("v1", "Namespace", &name), true, |s| {
+            s.finalize_namespace(namespace)
+        })
+        .await
+    }
+
+    /// WATCH (with bookmarks requested). The stream may be dropped by an injected fault.
+    pub async fn watch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        start: WatchStart,
+    ) -> Result<ClientWatch, ApiError> {
+        let watch = self
+            .call("WATCH", (api_version, kind, ""), false, |s| {
+                s.watch(api_version, kind, namespace, start, true)
+            })
+            .await?;
+        Ok(ClientWatch { watch, client: self.clone(), what: format!("{kind} in {namespace:?}") })
+    }
+}
+
+/// A watch opened through a [`Client`]: the server's stream, which an injected `drop_watch`
+/// fault can end early.
+pub struct ClientWatch {
+    watch: Watch,
+    client: Client,
+    what: String,
+}
+
+impl ClientWatch {
+    /// The next event; `None` when the stream ended (closed, or dropped by a fault).
+    pub async fn next(&self) -> Option<WatchEvent> {
+        let event = self.watch.next().await?;
+        let drop = self.client.config.faults.drop_watch;
+        if drop > 0.0 && self.client.draw("drop-watch") < drop {
+            sim_core::event(format!(
+                "fault: watch of {} by {} dropped",
+                self.what, self.client.name
+            ));
+            self.watch.stop();
+            return None;
+        }
+        Some(event)
+    }
+
+    /// Closes the stream.
+    pub fn stop(&self) {
+        self.watch.stop();
+    }
+}

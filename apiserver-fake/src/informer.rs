@@ -1,0 +1,381 @@
+//! Informers: a reflector (list, then watch from the list's resourceVersion; rewatch after a
+//! closed stream; relist after 410 Gone), a cache that lags the server by a configurable
+//! delivery delay, and event handlers each on its own listener task.
+//!
+//! Follows client-go `tools/cache`: `reflector.go` (`ListAndWatch`, `watchHandler`),
+//! `delta_fifo.go` (`Replace` synthesizes `DeletedFinalStateUnknown` for objects that vanished
+//! unobserved), `shared_informer.go` (`HandleDeltas` updates the indexer **before** it
+//! distributes notifications; each `processorListener` runs handlers on its own goroutine with
+//! an unbounded buffer; resync re-delivers cached objects as updates).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sim_core::sync::Notify;
+use sim_core::sync::channel::{self, Sender};
+
+use crate::client::{Client, Latency};
+use crate::object::Object;
+use crate::selector::Selector;
+use crate::server::{EventType, WatchStart};
+
+/// What a handler is told.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notification {
+    /// An object appeared in the cache.
+    Added(Rc<Object>),
+    /// An object in the cache changed (or was re-delivered by a resync or relist).
+    Updated {
+        /// The cached state before.
+        old: Rc<Object>,
+        /// The cached state now.
+        new: Rc<Object>,
+    },
+    /// An object left the cache.
+    Deleted {
+        /// Its last known state.
+        object: Rc<Object>,
+        /// True when a relist found it gone without a DELETED event (client-go's
+        /// `DeletedFinalStateUnknown`): the state may be stale.
+        final_state_unknown: bool,
+    },
+}
+
+impl Notification {
+    /// The object the notification is about (the new state for an update).
+    pub fn object(&self) -> &Rc<Object> {
+        match self {
+            Notification::Added(object)
+            | Notification::Updated { new: object, .. }
+            | Notification::Deleted { object, .. } => object,
+        }
+    }
+}
+
+/// An informer's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InformerConfig {
+    /// How long each watch event takes to reach the cache after the reflector receives it (a
+    /// slow watch connection, a busy DeltaFIFO): the cache lags the server by this much.
+    pub delivery_delay: Latency,
+    /// Re-deliver every cached object as an update this often (`None`: never).
+    pub resync: Option<Duration>,
+    /// How long the reflector waits before retrying a failed list or watch.
+    pub retry_backoff: Duration,
+}
+
+impl Default for InformerConfig {
+    fn default() -> Self {
+        InformerConfig {
+            delivery_delay: Latency::range(Duration::ZERO, Duration::from_millis(5)),
+            resync: None,
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl InformerConfig {
+    /// Sets [`InformerConfig::delivery_delay`].
+    pub fn with_delivery_delay(mut self, delivery_delay: Latency) -> Self {
+        self.delivery_delay = delivery_delay;
+        self
+    }
+
+    /// Sets [`InformerConfig::resync`].
+    pub fn with_resync(mut self, resync: Option<Duration>) -> Self {
+        self.resync = resync;
+        self
+    }
+}
+
+/// An informer's cache (client-go's indexer): what the controller believes, which may lag the
+/// server. Cloning gives another handle to the same cache.
+#[derive(Clone, Default)]
+pub struct Cache {
+    objects: Rc<RefCell<BTreeMap<(String, String), Rc<Object>>>>,
+}
+
+impl Cache {
+    /// The cached object `namespace/name` (namespace empty for cluster-scoped kinds).
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Object> {
+        self.get_rc(namespace, name).map(|object| (*object).clone())
+    }
+
+    /// The cached object, shared.
+    pub fn get_rc(&self, namespace: &str, name: &str) -> Option<Rc<Object>> {
+        self.objects.borrow().get(&(namespace.to_string(), name.to_string())).cloned()
+    }
+
+    /// Cached objects in one namespace or (`None`) all, ordered by namespace and name.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Object> {
+        self.list_selector(namespace, &Selector::everything())
+    }
+
+    /// Cached objects matching a label selector.
+    pub fn list_selector(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Object> {
+        self.objects
+            .borrow()
+            .values()
+            .filter(|o| namespace.is_none_or(|ns| o.metadata.namespace == ns))
+            .filter(|o| selector.matches(&o.metadata.labels))
+            .map(|o| (**o).clone())
+            .collect()
+    }
+
+    /// Cached objects whose ownerReferences name `uid`.
+    pub fn owned_by(&self, uid: &str) -> Vec<Object> {
+        self.objects
+            .borrow()
+            .values()
+            .filter(|o| o.is_owned_by(uid))
+            .map(|o| (**o).clone())
+            .collect()
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.objects.borrow().len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn key(object: &Object) -> (String, String) {
+        (object.metadata.namespace.clone(), object.metadata.name.clone())
+    }
+
+    /// Stores `object`; the previous state, if any.
+    fn put(&self, object: Rc<Object>) -> Option<Rc<Object>> {
+        self.objects.borrow_mut().insert(Cache::key(&object), object)
+    }
+
+    fn remove(&self, object: &Object) -> Option<Rc<Object>> {
+        self.objects.borrow_mut().remove(&Cache::key(object))
+    }
+
+    fn snapshot(&self) -> Vec<Rc<Object>> {
+        self.objects.borrow().values().cloned().collect()
+    }
+}
+
+struct Inner {
+    name: String,
+    client: Client,
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    config: InformerConfig,
+    cache: Cache,
+    listeners: RefCell<Vec<Sender<Notification>>>,
+    synced: Cell<bool>,
+    synced_notify: Notify,
+    started: Cell<bool>,
+}
+
+/// A shared informer for one kind (in one namespace or all). Cloning gives another handle.
+#[derive(Clone)]
+pub struct Informer {
+    inner: Rc<Inner>,
+}
+
+impl Informer {
+    /// An informer named `name` (its tasks are `<name>/reflector`, `<name>/<handler>`).
+    pub fn new(
+        name: &str,
+        client: &Client,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        config: InformerConfig,
+    ) -> Self {
+        Informer {
+            inner: Rc::new(Inner {
+                name: name.to_string(),
+                client: client.clone(),
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: namespace.map(str::to_string),
+                config,
+                cache: Cache::default(),
+                listeners: RefCell::new(Vec::new()),
+                synced: Cell::new(false),
+                synced_notify: Notify::named(format!("{name} synced")),
+                started: Cell::new(false),
+            }),
+        }
+    }
+
+    /// The informer's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The `(apiVersion, kind)` it watches.
+    pub fn kind(&self) -> (&str, &str) {
+        (&self.inner.api_version, &self.inner.kind)
+    }
+
+    /// The cache this informer fills.
+    pub fn cache(&self) -> Cache {
+        self.inner.cache.clone()
+    }
+
+    /// Adds a handler, run on its own listener task (`<informer>/<name>`) in notification
+    /// order. Added to a started informer, it first gets every cached object as `Added`.
+    pub fn add_handler<F, Fut>(&self, name: &str, handler: F)
+    where
+        F: Fn(Notification) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (tx, rx) = channel::named(format!("{}/{name} notifications", self.inner.name), None);
+        if self.inner.started.get() {
+            for object in self.inner.cache.snapshot() {
+                let _ = tx.try_send(Notification::Added(object));
+            }
+        }
+        self.inner.listeners.borrow_mut().push(tx);
+        sim_core::spawn_daemon(format!("{}/{name}", self.inner.name), async move {
+            while let Some(notification) = rx.recv().await {
+                handler(notification).await;
+            }
+        });
+    }
+
+    /// Starts the reflector (and the resync loop, if configured) as daemon tasks.
+    pub fn start(&self) {
+        if self.inner.started.replace(true) {
+            return;
+        }
+        let inner = self.inner.clone();
+        sim_core::spawn_daemon(format!("{}/reflector", self.inner.name), reflect(inner));
+        if let Some(period) = self.inner.config.resync {
+            let inner = self.inner.clone();
+            sim_core::spawn_daemon(format!("{}/resync", self.inner.name), async move {
+                let mut ticker = sim_core::interval(period);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    for object in inner.cache.snapshot() {
+                        inner
+                            .distribute(Notification::Updated { old: object.clone(), new: object });
+                    }
+                }
+            });
+        }
+    }
+
+    /// Whether the first list has reached the cache.
+    pub fn has_synced(&self) -> bool {
+        self.inner.synced.get()
+    }
+
+    /// Waits until the first list has reached the cache (`cache.WaitForCacheSync`).
+    pub async fn wait_synced(&self) {
+        while !self.inner.synced.get() {
+            self.inner.synced_notify.notified().await;
+        }
+    }
+}
+
+impl Inner {
+    fn distribute(&self, notification: Notification) {
+        for listener in self.listeners.borrow().iter() {
+            let _ = listener.try_send(notification.clone());
+        }
+    }
+
+    /// `Replace`: the list becomes the cache; vanished objects are deleted with
+    /// `final_state_unknown`.
+    fn replace(&self, items: Vec<Object>) {
+        let listed: BTreeMap<(String, String), Rc<Object>> =
+            items.into_iter().map(|o| (Cache::key(&o), Rc::new(o))).collect();
+        for old in self.cache.snapshot() {
+            if !listed.contains_key(&Cache::key(&old)) {
+                self.cache.remove(&old);
+                self.distribute(Notification::Deleted { object: old, final_state_unknown: true });
+            }
+        }
+        for object in listed.into_values() {
+            match self.cache.put(object.clone()) {
+                Some(old) => self.distribute(Notification::Updated { old, new: object }),
+                None => self.distribute(Notification::Added(object)),
+            }
+        }
+    }
+
+    /// `HandleDeltas` for one watch event: the cache first, then the handlers.
+    fn apply(&self, event_type: EventType, object: Rc<Object>) {
+        match event_type {
+            EventType::Added | EventType::Modified => match self.cache.put(object.clone()) {
+                Some(old) => self.distribute(Notification::Updated { old, new: object }),
+                None => self.distribute(Notification::Added(object)),
+            },
+            EventType::Deleted => {
+                self.cache.remove(&object);
+                self.distribute(Notification::Deleted { object, final_state_unknown: false });
+            }
+            EventType::Bookmark | EventType::Error => {}
+        }
+    }
+}
+
+/// The reflector: `ListAndWatch` forever.
+async fn reflect(inner: Rc<Inner>) {
+    let (api_version, kind) = (inner.api_version.as_str(), inner.kind.as_str());
+    let namespace = inner.namespace.as_deref();
+    'relist: loop {
+        let list =
+            match inner.client.list(api_version, kind, namespace, &Selector::everything()).await {
+                Ok(list) => list,
+                Err(error) => {
+                    sim_core::event(format!("reflector: list failed: {error}"));
+                    sim_core::sleep(inner.config.retry_backoff).await;
+                    continue 'relist;
+                }
+            };
+        let mut resource_version = list.resource_version;
+        inner.replace(list.items);
+        if !inner.synced.replace(true) {
+            inner.synced_notify.notify_waiters();
+        }
+        loop {
+            let start = WatchStart::From(resource_version);
+            let watch = match inner.client.watch(api_version, kind, namespace, start).await {
+                Ok(watch) => watch,
+                Err(error) => {
+                    sim_core::event(format!("reflector: watch failed: {error}"));
+                    sim_core::sleep(inner.config.retry_backoff).await;
+                    continue;
+                }
+            };
+            while let Some(event) = watch.next().await {
+                match event.event_type {
+                    EventType::Error => {
+                        let error = event.error.expect("an ERROR event carries its error");
+                        sim_core::event(format!("reflector: watch ended: {error}; relisting"));
+                        if !error.is_expired() {
+                            sim_core::sleep(inner.config.retry_backoff).await;
+                        }
+                        continue 'relist;
+                    }
+                    EventType::Bookmark => resource_version = event.resource_version(),
+                    event_type => {
+                        let delay = inner.config.delivery_delay.draw();
+                        if !delay.is_zero() {
+                            sim_core::sleep(delay).await;
+                        }
+                        resource_version = event.resource_version();
+                        inner.apply(event_type, event.object);
+                    }
+                }
+            }
+            // The stream closed without an error: rewatch from the last resourceVersion.
+        }
+    }
+}
