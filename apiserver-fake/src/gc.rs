@@ -646,7 +646,7 @@ impl Shared {
         } else {
             Propagation::Background
         };
-        self.delete_object(&item.identity, policy, "no owner remains").await
+        self.delete_object(&item.identity, policy, "it has no solid owner").await
     }
 
     /// `processDeletingDependentsItem`, from the graph (which may lag the server).

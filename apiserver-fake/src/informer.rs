@@ -96,8 +96,11 @@ impl InformerConfig {
 /// server. Cloning gives another handle to the same cache.
 #[derive(Clone, Default)]
 pub struct Cache {
-    objects: Rc<RefCell<BTreeMap<(String, String), Rc<Object>>>>,
+    objects: Rc<RefCell<Objects>>,
 }
+
+/// Cached objects by (namespace, name).
+type Objects = BTreeMap<(String, String), Rc<Object>>;
 
 impl Cache {
     /// The cached object `namespace/name` (namespace empty for cluster-scoped kinds).
@@ -293,8 +296,7 @@ impl Inner {
     /// `Replace`: the list becomes the cache; vanished objects are deleted with
     /// `final_state_unknown`.
     fn replace(&self, items: Vec<Object>) {
-        let listed: BTreeMap<(String, String), Rc<Object>> =
-            items.into_iter().map(|o| (Cache::key(&o), Rc::new(o))).collect();
+        let listed: Objects = items.into_iter().map(|o| (Cache::key(&o), Rc::new(o))).collect();
         for old in self.cache.snapshot() {
             if !listed.contains_key(&Cache::key(&old)) {
                 self.cache.remove(&old);

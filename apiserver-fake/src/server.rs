@@ -478,10 +478,10 @@ impl ApiServer {
             }
             let (namespace, name) =
                 (object.metadata.namespace.clone(), object.metadata.name.clone());
-            if info.namespaced {
-                if let Err(e) = store.admit_namespace(&info, &namespace, &name) {
-                    break 'create Err(e);
-                }
+            if info.namespaced
+                && let Err(e) = store.admit_namespace(&info, &namespace, &name)
+            {
+                break 'create Err(e);
             }
             if let Err(e) = validate_meta(&info, &object) {
                 break 'create Err(e);
@@ -507,6 +507,10 @@ impl ApiServer {
             };
             meta.generation = 1;
             meta.creation_timestamp = Some(Time::now());
+            if info.status_subresource {
+                // `PrepareForCreate`: status is written through the status subresource only.
+                object.status = Value::Null;
+            }
             meta.deletion_timestamp = None;
             meta.deletion_grace_period_seconds = None;
             if object.kind == "Namespace" && object.api_version == "v1" {
@@ -593,8 +597,8 @@ impl ApiServer {
     }
 
     /// JSON merge PATCH (RFC 7386) of the main resource. It conflicts only if the patch
-    /// carries a `metadata.resourceVersion` that is not the current one, or a `metadata.uid`
-    /// that is not the object's.
+    /// carries a `metadata.resourceVersion` that is not the current one; a `metadata.uid` that
+    /// is not the object's is 422 (the uid is immutable).
     pub fn patch(
         &self,
         api_version: &str,
@@ -660,6 +664,20 @@ impl ApiServer {
                 return result;
             }
         };
+        // A patch carries no uid precondition (`DefaultUpdatedObjectInfo(nil, ...)`): a changed
+        // uid fails validation as an immutable field.
+        if object.metadata.uid != current.metadata.uid {
+            let result = Err(ApiError::invalid(
+                &info.qualified_kind(),
+                name,
+                &[format!(
+                    "metadata.uid: Invalid value: \"{}\": field is immutable",
+                    object.metadata.uid
+                )],
+            ));
+            trace_verb(verb, &info, &Ok(current.key()), &result);
+            return result;
+        }
         // The patch is applied to the stored object: its identity cannot move.
         object.api_version = current.api_version.clone();
         object.kind = current.kind.clone();
@@ -680,8 +698,19 @@ impl ApiServer {
             if info.namespaced { new.metadata.namespace.clone() } else { String::new() };
         let name = new.metadata.name.clone();
         let result = store.update(id, &info, &namespace, new, subresource);
+        let removed = result.is_ok() && store.find(id, &namespace, &name).is_none();
         drop(store);
-        trace_verb(verb, &info, &Ok(key_of(&namespace, &name)), &result);
+        if removed {
+            let rv =
+                result.as_ref().map(|o| o.metadata.resource_version.clone()).unwrap_or_default();
+            let resource = info.qualified_resource();
+            let key = key_of(&namespace, &name);
+            sim_core::event(format!(
+                "API {verb} {resource} {key} → last finalizer removed, object removed, rv {rv}"
+            ));
+        } else {
+            trace_verb(verb, &info, &Ok(key_of(&namespace, &name)), &result);
+        }
         result
     }
 
@@ -888,18 +917,18 @@ fn validate_meta(info: &KindInfo, object: &Object) -> Result<(), ApiError> {
             ("uid", &reference.uid),
         ] {
             if value.is_empty() {
-                let what = if field == "apiVersion" { "version" } else { field };
+                let what = if field == "apiVersion" { "version must" } else { "must" };
                 errors.push(format!(
-                    "metadata.ownerReferences.{field}: Invalid value: \"\": {what} must not be empty"
+                    "metadata.ownerReferences.{field}: Invalid value: \"\": {what} not be empty"
                 ));
             }
         }
     }
-    let controllers: Vec<_> = meta
+    let controllers: Vec<String> = meta
         .owner_references
         .iter()
         .filter(|r| r.is_controller())
-        .map(|r| r.name.as_str())
+        .map(|r| format!("{}/{}", r.kind, r.name))
         .collect();
     if controllers.len() > 1 {
         errors.push(format!(
@@ -910,9 +939,9 @@ fn validate_meta(info: &KindInfo, object: &Object) -> Result<(), ApiError> {
     }
     if object.has_finalizer(FINALIZER_ORPHAN) && object.has_finalizer(FINALIZER_FOREGROUND) {
         errors.push(format!(
-            "metadata.finalizers: Invalid value: {:?}: finalizer {FINALIZER_ORPHAN} and \
+            "metadata.finalizers: Invalid value: {}: finalizer {FINALIZER_ORPHAN} and \
              {FINALIZER_FOREGROUND} cannot be both set",
-            meta.finalizers
+            go_string_slice(&meta.finalizers)
         ));
     }
     if errors.is_empty() {
@@ -969,7 +998,7 @@ impl Store {
                      terminated"
                 ),
             )
-            .with_cause("NamespaceContentTerminating")),
+            .with_cause("NamespaceTerminating")),
             Some(_) => Ok(()),
         }
     }
@@ -1070,17 +1099,44 @@ impl Store {
         meta.resource_version = old.metadata.resource_version.clone();
         meta.generate_name = old.metadata.generate_name.clone();
         meta.creation_timestamp = old.metadata.creation_timestamp;
-        meta.deletion_timestamp = old.metadata.deletion_timestamp;
-        meta.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
+        // An update never removes or moves a deletionTimestamp; setting one on a live object,
+        // or a different grace period, fails `ValidateObjectMetaUpdate`.
+        if old.metadata.deletion_timestamp.is_some() {
+            meta.deletion_timestamp = old.metadata.deletion_timestamp;
+        }
+        if meta.deletion_grace_period_seconds.is_none() {
+            meta.deletion_grace_period_seconds = old.metadata.deletion_grace_period_seconds;
+        }
+        let mut immutable = Vec::new();
+        if let Some(time) = meta.deletion_timestamp
+            && old.metadata.deletion_timestamp != Some(time)
+        {
+            immutable.push(format!(
+                "metadata.deletionTimestamp: Invalid value: \"{time}\": field is immutable"
+            ));
+        }
+        if let Some(grace) = meta.deletion_grace_period_seconds
+            && old.metadata.deletion_grace_period_seconds != Some(grace)
+        {
+            immutable.push(format!(
+                "metadata.deletionGracePeriodSeconds: Invalid value: {grace}: field is immutable"
+            ));
+        }
+        if !immutable.is_empty() {
+            return Err(ApiError::invalid(&info.qualified_kind(), &name, &immutable));
+        }
         meta.generation = old.metadata.generation;
         validate_meta(info, &new)?;
         if old.is_deleting() {
+            // `sets.NewString(new...).Difference(old).List()`: sorted, without duplicates.
             let added: Vec<String> = new
                 .metadata
                 .finalizers
                 .iter()
                 .filter(|f| !old.metadata.finalizers.contains(f))
                 .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect();
             if !added.is_empty() {
                 return Err(ApiError::invalid(
@@ -1106,8 +1162,9 @@ impl Store {
         let namespace_finalized = info.kind != "Namespace"
             || new.spec.get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
         if old.is_deleting() && new.metadata.finalizers.is_empty() && namespace_finalized {
-            // `ShouldDeleteDuringUpdate`: the last finalizer is gone.
-            return Ok(self.commit(id, EventType::Deleted, new));
+            // `ShouldDeleteDuringUpdate`: the last finalizer is gone. The write is not persisted:
+            // the stored object is deleted and watchers get its last stored state.
+            return Ok(self.commit(id, EventType::Deleted, (*old).clone()));
         }
         Ok(self.commit(id, EventType::Modified, new))
     }
@@ -1143,7 +1200,8 @@ impl Store {
                  object might have been deleted and then recreated",
                 old.metadata.uid
             );
-            return Err(ApiError::conflict(&resource, name, &why));
+            // `rest.BeforeDelete` names the kind where other conflicts name the resource.
+            return Err(ApiError::conflict(&info.qualified_kind(), name, &why));
         }
         if let Some(rv) = &options.resource_version
             && rv != &old.metadata.resource_version
@@ -1153,7 +1211,7 @@ impl Store {
                  ResourceVersion in record ({}). The object might have been modified",
                 old.metadata.resource_version
             );
-            return Err(ApiError::conflict(&resource, name, &why));
+            return Err(ApiError::conflict(&info.qualified_kind(), name, &why));
         }
         let is_namespace = info.kind == "Namespace" && info.api_version == "v1";
         if is_namespace && PROTECTED_NAMESPACES.contains(&name) {
@@ -1170,7 +1228,8 @@ impl Store {
         let spec_finalizers = is_namespace
             && new.spec.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         if new.metadata.finalizers.is_empty() && !spec_finalizers {
-            return Ok(Deleted::Removed(self.commit(id, EventType::Deleted, new)));
+            // `deleteWithoutFinalizers`: the stored object goes; watchers get its last state.
+            return Ok(Deleted::Removed(self.commit(id, EventType::Deleted, (*old).clone())));
         }
         if new.metadata.deletion_timestamp.is_none() {
             new.metadata.deletion_timestamp = Some(Time::now());

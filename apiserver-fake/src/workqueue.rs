@@ -8,17 +8,18 @@
 //!
 //! - a key is handed to at most one worker at a time: [`WorkQueue::get`] moves it into
 //!   `processing` until [`WorkQueue::done`];
-//! - adds of a key that is already waiting coalesce: N adds, one [`WorkQueue::get`];
+//! - adds of a key already queued coalesce: N adds, one [`WorkQueue::get`];
 //! - a key added while it is processed is handed out once more after `done`, however often it
 //!   was added;
-//! - keys are handed out in the order of their first add;
+//! - keys are handed out first in, first out (a key re-queued by `done` goes to the back);
 //! - delayed keys become ready in (ready time, order of add) order, in virtual time; a key
 //!   waiting twice keeps the earlier ready time.
 //!
 //! Differences a controller cannot observe: an add wakes every blocked `get` (Go's
 //! `cond.Signal` wakes one), so the strategy picks which worker wins the key; `add_after` puts the
 //! key in the waiting heap at once instead of through the waiting loop's buffered channel; there
-//! are no metrics and no 10 s heartbeat (virtual time needs none).
+//! are no metrics and no 10 s heartbeat (virtual time needs none). Added for simulation: a
+//! queue holding more than [`QueueConfig::length_max`] keys ends the run as a limit.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -37,6 +38,18 @@ pub struct WorkQueue<K> {
 impl<K> Clone for WorkQueue<K> {
     fn clone(&self) -> Self {
         WorkQueue { shared: self.shared.clone() }
+    }
+}
+
+impl<K> std::fmt::Debug for WorkQueue<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.state.borrow();
+        f.debug_struct("WorkQueue")
+            .field("name", &self.shared.name)
+            .field("len", &state.queue.len())
+            .field("processing", &state.processing.len())
+            .field("waiting", &state.waiting_at.len())
+            .finish()
     }
 }
 

@@ -1,5 +1,6 @@
 //! kdst's integration tests: one test binary, one module per concern.
 
+mod apiserver;
 mod determinism;
 mod executor;
 mod gomap;
