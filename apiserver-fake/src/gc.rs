@@ -196,8 +196,8 @@ struct Shared {
     client: Client,
     nodes: RefCell<BTreeMap<String, Node>>,
     absent: RefCell<AbsentCache>,
-    attempt_to_delete: WorkQueue<String>,
-    attempt_to_orphan: WorkQueue<String>,
+    attempt_to_delete: WorkQueue<Item>,
+    attempt_to_orphan: WorkQueue<Item>,
     changes: Sender<GraphChange>,
 }
 
@@ -302,16 +302,16 @@ impl GarbageCollector {
             for worker in 0..config.workers {
                 let shared = starter.shared.clone();
                 sim_core::spawn_daemon(format!("gc/attemptToDelete-{worker}"), async move {
-                    while let Some(uid) = shared.attempt_to_delete.get().await {
-                        shared.attempt_to_delete_worker(&uid).await;
-                        shared.attempt_to_delete.done(&uid);
+                    while let Some(item) = shared.attempt_to_delete.get().await {
+                        shared.attempt_to_delete_worker(&item.uid).await;
+                        shared.attempt_to_delete.done(&item);
                     }
                 });
                 let shared = starter.shared.clone();
                 sim_core::spawn_daemon(format!("gc/attemptToOrphan-{worker}"), async move {
-                    while let Some(uid) = shared.attempt_to_orphan.get().await {
-                        shared.attempt_to_orphan_worker(&uid).await;
-                        shared.attempt_to_orphan.done(&uid);
+                    while let Some(item) = shared.attempt_to_orphan.get().await {
+                        shared.attempt_to_orphan_worker(&item.uid).await;
+                        shared.attempt_to_orphan.done(&item);
                     }
                 });
             }
@@ -334,7 +334,49 @@ fn blocks(reference: &OwnerReference, owner_uid: &str) -> bool {
     reference.uid == owner_uid && reference.blocks()
 }
 
+/// A queue item: a node's uid (its identity for ordering and coalescing), shown in traces as
+/// the node's coordinates.
+#[derive(Clone, Debug)]
+struct Item {
+    uid: String,
+    label: Rc<str>,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.uid == other.uid
+    }
+}
+
+impl Eq for Item {}
+
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.uid.cmp(&other.uid)
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
 impl Shared {
+    fn item(&self, uid: String) -> Item {
+        let label = match self.nodes.borrow().get(&uid) {
+            Some(node) => node.identity.to_string(),
+            None => uid.clone(),
+        };
+        Item { uid, label: label.into() }
+    }
+
     fn node(&self, uid: &str) -> Option<Node> {
         self.nodes.borrow().get(uid).cloned()
     }
@@ -356,7 +398,7 @@ impl Shared {
             if observed != node.identity {
                 // Dependents that named the owner by other coordinates may be invalid.
                 for dependent in &node.dependents {
-                    self.attempt_to_delete.add(dependent.clone());
+                    self.attempt_to_delete.add(self.item(dependent.clone()));
                 }
                 self.with_node(&uid, |n| n.identity = observed);
             }
@@ -407,12 +449,12 @@ impl Shared {
                     // `addUnblockedOwnersToDeleteQueue`.
                     for reference in &removed {
                         if reference.blocks() && self.node(&reference.uid).is_some() {
-                            self.attempt_to_delete.add(reference.uid.clone());
+                            self.attempt_to_delete.add(self.item(reference.uid.clone()));
                         }
                     }
                     for (old, new) in &changed {
                         if old.blocks() && !new.blocks() && self.node(&new.uid).is_some() {
-                            self.attempt_to_delete.add(new.uid.clone());
+                            self.attempt_to_delete.add(self.item(new.uid.clone()));
                         }
                     }
                     self.with_node(&uid, |n| n.owners = new_refs.clone());
@@ -449,7 +491,7 @@ impl Shared {
                     if !matching.is_empty() {
                         self.absent.borrow_mut().add(deleted.clone());
                         for dependent in matching {
-                            self.attempt_to_delete.add(dependent);
+                            self.attempt_to_delete.add(self.item(dependent));
                         }
                     }
                 }
@@ -460,11 +502,11 @@ impl Shared {
                         self.absent.borrow_mut().add(deleted);
                     }
                     for dependent in &node.dependents {
-                        self.attempt_to_delete.add(dependent.clone());
+                        self.attempt_to_delete.add(self.item(dependent.clone()));
                     }
                     for owner in &node.owners {
                         if self.node(&owner.uid).is_some_and(|o| o.deleting_dependents) {
-                            self.attempt_to_delete.add(owner.uid.clone());
+                            self.attempt_to_delete.add(self.item(owner.uid.clone()));
                         }
                     }
                 }
@@ -495,7 +537,7 @@ impl Shared {
                         observed: false,
                     },
                 );
-                self.attempt_to_delete.add(owner.uid.clone());
+                self.attempt_to_delete.add(self.item(owner.uid.clone()));
             }
         }
     }
@@ -514,7 +556,7 @@ impl Shared {
                 && old.is_none_or(|old| !old.is_deleting() || !old.has_finalizer(finalizer))
         };
         if starts_with(FINALIZER_ORPHAN) {
-            self.attempt_to_orphan.add(uid.to_string());
+            self.attempt_to_orphan.add(self.item(uid.to_string()));
             return;
         }
         if starts_with(FINALIZER_FOREGROUND) {
@@ -523,9 +565,9 @@ impl Shared {
                 n.dependents.clone()
             });
             for dependent in dependents.unwrap_or_default() {
-                self.attempt_to_delete.add(dependent);
+                self.attempt_to_delete.add(self.item(dependent));
             }
-            self.attempt_to_delete.add(uid.to_string());
+            self.attempt_to_delete.add(self.item(uid.to_string()));
         }
     }
 
@@ -544,7 +586,7 @@ impl Shared {
     /// The worker's handling of one attemptToDelete item.
     async fn attempt_to_delete_worker(&self, uid: &str) {
         let Some(node) = self.node(uid) else {
-            self.attempt_to_delete.forget(&uid.to_string());
+            self.attempt_to_delete.forget(&self.item(uid.to_string()));
             return;
         };
         let _frame = sim_core::enter(format!("attemptToDeleteItem({})", node.identity));
@@ -552,18 +594,18 @@ impl Shared {
             Ok(()) => {
                 let observed = self.node(uid).is_none_or(|n| n.observed);
                 if observed {
-                    self.attempt_to_delete.forget(&uid.to_string());
+                    self.attempt_to_delete.forget(&self.item(uid.to_string()));
                 } else {
                     // Not observed by an informer yet: check again later (issue 56121).
-                    self.attempt_to_delete.add_rate_limited(uid.to_string());
+                    self.attempt_to_delete.add_rate_limited(self.item(uid.to_string()));
                 }
             }
             Err(Stop::VirtualDelete | Stop::ClusterScopedWithNamespacedOwner) => {
-                self.attempt_to_delete.forget(&uid.to_string());
+                self.attempt_to_delete.forget(&self.item(uid.to_string()));
             }
             Err(Stop::Retry(why)) => {
                 sim_core::event(format!("gc: error syncing {}: {why}", node.identity));
-                self.attempt_to_delete.add_rate_limited(uid.to_string());
+                self.attempt_to_delete.add_rate_limited(self.item(uid.to_string()));
             }
         }
     }
@@ -662,7 +704,7 @@ impl Shared {
         }
         for dependent in blocking {
             if !dependent.deleting_dependents {
-                self.attempt_to_delete.add(dependent.identity.uid.clone());
+                self.attempt_to_delete.add(self.item(dependent.identity.uid.clone()));
             }
         }
         Ok(())
@@ -835,34 +877,40 @@ impl Shared {
 
     /// `attemptToOrphanWorker`: patch the owner out of every dependent in the graph, then
     /// remove `orphan` from the owner.
-    async fn attempt_to_orphan_worker(&self, uid: &str) {
+    async fn attempt_to_orphan_worker(self: &Rc<Self>, uid: &str) {
         let Some(owner) = self.node(uid) else {
             return;
         };
         let _frame = sim_core::enter(format!("attemptToOrphan({})", owner.identity));
-        let mut failed = None;
+        // `orphanDependents`: one goroutine per dependent, joined before the finalizer goes.
+        let mut patches = sim_core::JoinSet::new();
         for dependent in &owner.dependents {
             let Some(dependent) = self.node(dependent) else { continue };
-            if let Err(Stop::Retry(why)) =
-                self.delete_owner_refs(&dependent, &[uid.to_string()]).await
-            {
-                failed = Some(format!("orphaning {} failed, {why}", dependent.identity));
-            }
+            let (shared, owner_uid) = (self.clone(), uid.to_string());
+            patches.spawn(format!("gc/orphan {}", dependent.identity), async move {
+                match shared.delete_owner_refs(&dependent, &[owner_uid]).await {
+                    Err(Stop::Retry(why)) => {
+                        Some(format!("orphaning {} failed, {why}", dependent.identity))
+                    }
+                    _ => None,
+                }
+            });
         }
+        let failed = patches.join_all().await.into_iter().flatten().next();
         let result = match failed {
             Some(why) => Err(Stop::Retry(why)),
             None => self.remove_finalizer(&owner, FINALIZER_ORPHAN).await,
         };
         match result {
-            Ok(()) => self.attempt_to_orphan.forget(&uid.to_string()),
+            Ok(()) => self.attempt_to_orphan.forget(&self.item(uid.to_string())),
             Err(Stop::Retry(why)) => {
                 sim_core::event(format!(
                     "gc: error orphaning dependents of {}: {why}",
                     owner.identity
                 ));
-                self.attempt_to_orphan.add_rate_limited(uid.to_string());
+                self.attempt_to_orphan.add_rate_limited(self.item(uid.to_string()));
             }
-            Err(_) => self.attempt_to_orphan.forget(&uid.to_string()),
+            Err(_) => self.attempt_to_orphan.forget(&self.item(uid.to_string())),
         }
     }
 }
