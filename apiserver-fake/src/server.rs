@@ -699,10 +699,9 @@ impl ApiServer {
         let name = new.metadata.name.clone();
         let result = store.update(id, &info, &namespace, new, subresource);
         let removed = result.is_ok() && store.find(id, &namespace, &name).is_none();
+        let rv = store.rv;
         drop(store);
         if removed {
-            let rv =
-                result.as_ref().map(|o| o.metadata.resource_version.clone()).unwrap_or_default();
             let resource = info.qualified_resource();
             let key = key_of(&namespace, &name);
             sim_core::event(format!(
@@ -1164,7 +1163,9 @@ impl Store {
         if old.is_deleting() && new.metadata.finalizers.is_empty() && namespace_finalized {
             // `ShouldDeleteDuringUpdate`: the last finalizer is gone. The write is not persisted:
             // the stored object is deleted and watchers get its last stored state.
-            return Ok(self.commit(id, EventType::Deleted, (*old).clone()));
+            // `deleteWithoutFinalizers` answers with the object as written.
+            self.commit(id, EventType::Deleted, (*old).clone());
+            return Ok(new);
         }
         Ok(self.commit(id, EventType::Modified, new))
     }

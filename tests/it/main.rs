@@ -4,6 +4,7 @@ mod apiserver;
 mod determinism;
 mod executor;
 mod gomap;
+mod model;
 mod oracles;
 mod replay;
 mod sync;
