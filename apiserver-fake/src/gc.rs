@@ -616,6 +616,13 @@ impl Shared {
             return Ok(()); // wait for the final delete
         }
         let id = &item.identity;
+        if self.client.server().kind_info(&id.api_version, &id.kind).is_none() {
+            // `getObject` → `apiResource`: a `restMappingError`, retried with backoff forever.
+            return Err(Stop::Retry(format!(
+                "unable to get REST mapping for {}/{}",
+                id.api_version, id.kind
+            )));
+        }
         let latest = match self.client.get(&id.api_version, &id.kind, &id.namespace, &id.name).await
         {
             Ok(latest) => latest,

@@ -244,7 +244,8 @@ async fn delete_all_content(client: &Client, namespace: &Object) -> Result<u64, 
         if left.items.is_empty() {
             continue;
         }
-        remaining.insert(info.qualified_resource(), left.items.len());
+        // `status_condition_utils.go`: "%s.%s" of resource and group (core: "configmaps.").
+        remaining.insert(format!("{}.{}", info.resource, info.group()), left.items.len());
         let mut with_finalizers = false;
         for item in &left.items {
             for finalizer in &item.metadata.finalizers {
@@ -261,20 +262,34 @@ async fn delete_all_content(client: &Client, namespace: &Object) -> Result<u64, 
             ));
         }
     }
-    update_conditions(client, namespace, &remaining, &finalizers).await;
+    update_conditions(client, namespace, &remaining, &finalizers, &errors).await;
     if !errors.is_empty() {
         return Err(SyncError::Failed(errors.join(", ")));
     }
     Ok(estimate)
 }
 
-/// `namespaceConditionUpdater`: `NamespaceContentRemaining` and `NamespaceFinalizersRemaining`.
+/// `namespaceConditionUpdater`: the five deletion conditions, in upstream's order.
 async fn update_conditions(
     client: &Client,
     namespace: &Object,
     remaining: &BTreeMap<String, usize>,
     finalizers: &BTreeMap<String, usize>,
+    errors: &[String],
 ) {
+    let discovery = json!({ "type": "NamespaceDeletionDiscoveryFailure", "status": "False",
+        "reason": "ResourcesDiscovered", "message": "All resources successfully discovered" });
+    let parsing = json!({ "type": "NamespaceDeletionGroupVersionParsingFailure", "status": "False",
+        "reason": "ParsedGroupVersions", "message": "All legacy kube types successfully parsed" });
+    let failure = if errors.is_empty() {
+        json!({ "type": "NamespaceDeletionContentFailure", "status": "False", "reason": "ContentDeleted",
+                "message": "All content successfully deleted, may be waiting on finalization" })
+    } else {
+        json!({ "type": "NamespaceDeletionContentFailure", "status": "True",
+                "reason": "ContentDeletionFailed",
+                "message": format!("Failed to delete all resource types, {} remaining: {}",
+                    errors.len(), errors.join(", ")) })
+    };
     let content = if remaining.is_empty() {
         json!({ "type": "NamespaceContentRemaining", "status": "False", "reason": "ContentRemoved",
                 "message": "All content successfully removed" })
@@ -293,7 +308,7 @@ async fn update_conditions(
         json!({ "type": "NamespaceFinalizersRemaining", "status": "True", "reason": "SomeFinalizersRemain",
                 "message": format!("Some content in the namespace has finalizers remaining: {}", list.join(", ")) })
     };
-    let conditions = json!([content, pending]);
+    let conditions = json!([discovery, parsing, failure, content, pending]);
     if namespace.status.get("conditions") == Some(&conditions) {
         return;
     }

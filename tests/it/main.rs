@@ -3,6 +3,7 @@
 mod apiserver;
 mod determinism;
 mod executor;
+mod gc;
 mod gomap;
 mod model;
 mod oracles;
