@@ -250,6 +250,20 @@ impl Client {
         .await
     }
 
+    /// LIST with resourceVersion "0" or a minimum ([`ApiServer::list_from_cache`]).
+    pub async fn list_from_cache(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        at_least: u64,
+    ) -> Result<ObjectList, ApiError> {
+        self.call("LIST", (api_version, kind, ""), false, |s| {
+            s.list_from_cache(api_version, kind, namespace, at_least)
+        })
+        .await
+    }
+
     /// CREATE.
     pub async fn create(&self, object: Object) -> Result<Object, ApiError> {
         let (av, kind, name) =

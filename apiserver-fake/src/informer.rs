@@ -331,16 +331,25 @@ impl Inner {
 async fn reflect(inner: Rc<Inner>) {
     let (api_version, kind) = (inner.api_version.as_str(), inner.kind.as_str());
     let namespace = inner.namespace.as_deref();
+    // `relistResourceVersion`: "0" at first (any cached state), then at least the last
+    // resourceVersion synced, and "" (the latest) after 410 Gone.
+    let mut last_synced = 0;
+    let mut consistent = false;
     'relist: loop {
-        let list =
-            match inner.client.list(api_version, kind, namespace, &Selector::everything()).await {
-                Ok(list) => list,
-                Err(error) => {
-                    sim_core::event(format!("reflector: list failed: {error}"));
-                    sim_core::sleep(inner.config.retry_backoff).await;
-                    continue 'relist;
-                }
-            };
+        let listed = if consistent {
+            inner.client.list(api_version, kind, namespace, &Selector::everything()).await
+        } else {
+            inner.client.list_from_cache(api_version, kind, namespace, last_synced).await
+        };
+        let list = match listed {
+            Ok(list) => list,
+            Err(error) => {
+                sim_core::event(format!("reflector: list failed: {error}"));
+                sim_core::sleep(inner.config.retry_backoff).await;
+                continue 'relist;
+            }
+        };
+        consistent = false;
         let mut resource_version = list.resource_version;
         inner.replace(list.items);
         if !inner.synced.replace(true) {
@@ -361,7 +370,10 @@ async fn reflect(inner: Rc<Inner>) {
                     EventType::Error => {
                         let error = event.error.expect("an ERROR event carries its error");
                         sim_core::event(format!("reflector: watch ended: {error}; relisting"));
-                        if !error.is_expired() {
+                        last_synced = resource_version;
+                        if error.is_expired() {
+                            consistent = true;
+                        } else {
                             sim_core::sleep(inner.config.retry_backoff).await;
                         }
                         continue 'relist;

@@ -45,6 +45,11 @@ pub struct ServerConfig {
     pub watch_buffer_max: usize,
     /// Create `default`, `kube-system` and `kube-public` at start.
     pub system_namespaces: bool,
+    /// How many resourceVersions behind the latest a read with resourceVersion "0" (a list
+    /// or watch served from the watch cache, as a reflector's first list is) may be: each such
+    /// read picks a seeded point in `latest - stale_reads ..= latest` still in the history.
+    /// 0: such reads see the latest state.
+    pub stale_reads: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +59,7 @@ impl Default for ServerConfig {
             history_max: 10_000,
             watch_buffer_max: 10_000,
             system_namespaces: true,
+            stale_reads: 0,
         }
     }
 }
@@ -74,6 +80,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::watch_buffer_max`].
     pub fn with_watch_buffer_max(mut self, watch_buffer_max: usize) -> Self {
         self.watch_buffer_max = watch_buffer_max.max(1);
+        self
+    }
+
+    /// Sets [`ServerConfig::stale_reads`].
+    pub fn with_stale_reads(mut self, stale_reads: u64) -> Self {
+        self.stale_reads = stale_reads;
         self
     }
 
@@ -222,8 +234,8 @@ pub enum WatchStart {
     /// resourceVersion unset: a consistent snapshot as synthetic ADDED events (ordered by key),
     /// then every later change.
     Now,
-    /// resourceVersion="0": the same from any state the server has; this server has only the
-    /// latest, so it behaves as [`WatchStart::Now`].
+    /// resourceVersion="0": the same from any state the watch cache has, which may be up to
+    /// [`ServerConfig::stale_reads`] resourceVersions old; events after it follow.
     Any,
     /// resourceVersion=N: every change after N, or 410 Gone if N is older than the history.
     From(u64),
@@ -236,6 +248,8 @@ pub struct Change {
     pub kind: KindId,
     /// The event watchers got.
     pub event: WatchEvent,
+    /// The stored state before the change (`None` for a create).
+    pub previous: Option<Rc<Object>>,
 }
 
 struct Watcher {
@@ -579,6 +593,40 @@ impl ApiServer {
         Ok(list)
     }
 
+    /// LIST with resourceVersion "0" (or a minimum): served from the watch cache, which may be
+    /// up to [`ServerConfig::stale_reads`] resourceVersions old but not older than
+    /// `at_least`. client-go's reflector lists this way.
+    pub fn list_from_cache(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        at_least: u64,
+    ) -> Result<ObjectList, ApiError> {
+        let store = self.store.borrow();
+        let (id, info) = store.kind(api_version, kind)?;
+        let at = store.stale_point(at_least);
+        let items: Vec<Object> = store
+            .state_at(id, at)
+            .into_values()
+            .filter(|o| namespace.is_none_or(|ns| !info.namespaced || o.metadata.namespace == ns))
+            .map(|o| (*o).clone())
+            .collect();
+        let list = ObjectList { items, resource_version: at };
+        drop(store);
+        let scope = match namespace {
+            Some(ns) if info.namespaced => format!("in {ns}"),
+            _ => "in all namespaces".to_string(),
+        };
+        sim_core::event(format!(
+            "API LIST {} {scope} (from cache) → {} items, rv {}",
+            info.qualified_resource(),
+            list.items.len(),
+            list.resource_version
+        ));
+        Ok(list)
+    }
+
     /// UPDATE of the main resource (status changes are ignored for kinds with a status
     /// subresource).
     pub fn update(&self, object: Object) -> Result<Object, ApiError> {
@@ -777,18 +825,32 @@ impl ApiServer {
         let text;
         match start {
             WatchStart::Now | WatchStart::Any => {
+                let at = if start == WatchStart::Any { store.stale_point(0) } else { store.rv };
                 let mut queue = watcher.queue.borrow_mut();
-                for object in store.objects.get(&id).into_iter().flat_map(|b| b.values()) {
+                for object in store.state_at(id, at).into_values() {
                     if namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns) {
                         queue.push_back(WatchEvent {
                             event_type: EventType::Added,
-                            object: object.clone(),
+                            object,
                             error: None,
                         });
                     }
                 }
+                let initial = queue.len();
+                for change in store.history.iter().filter(|c| c.event.resource_version() > at) {
+                    if matches(change) {
+                        queue.push_back(change.event.clone());
+                    }
+                }
                 watcher.last.set(store.rv);
-                text = format!("from now ({} initial events)", queue.len());
+                text = if at == store.rv {
+                    format!("from now ({initial} initial events)")
+                } else {
+                    format!(
+                        "from the cache at rv {at} ({initial} initial events, then {} changes)",
+                        queue.len() - initial
+                    )
+                };
             }
             WatchStart::From(rv) if rv < store.compacted => {
                 let error = ApiError::expired(rv, store.compacted);
@@ -971,6 +1033,38 @@ impl Store {
         }
     }
 
+    /// A seeded resourceVersion for a read with resourceVersion "0" that must be at least
+    /// `at_least`: up to `stale_reads` behind the latest, never before the history.
+    fn stale_point(&self, at_least: u64) -> u64 {
+        let low = self.rv.saturating_sub(self.config.stale_reads).max(self.compacted).max(at_least);
+        if low >= self.rv {
+            return self.rv;
+        }
+        let span = self.rv - low + 1;
+        low + sim_core::with_stream("apiserver/stale-reads", |rng| rng.next_u64() % span)
+    }
+
+    /// The objects of one kind as they were at resourceVersion `at` (which must not be older
+    /// than the history), by (namespace, name).
+    fn state_at(&self, id: KindId, at: u64) -> Bucket {
+        let mut state = self.objects.get(&id).cloned().unwrap_or_default();
+        for change in self.history.iter().rev() {
+            if change.event.resource_version() <= at {
+                break;
+            }
+            if change.kind != id {
+                continue;
+            }
+            let object = &change.event.object;
+            let key = (object.metadata.namespace.clone(), object.metadata.name.clone());
+            match &change.previous {
+                Some(previous) => state.insert(key, previous.clone()),
+                None => state.remove(&key),
+            };
+        }
+        state
+    }
+
     fn find(&self, id: KindId, namespace: &str, name: &str) -> Option<&Rc<Object>> {
         self.objects.get(&id)?.get(&(namespace.to_string(), name.to_string()))
     }
@@ -1009,12 +1103,15 @@ impl Store {
         let key = (object.metadata.namespace.clone(), object.metadata.name.clone());
         let stored = Rc::new(object.clone());
         let bucket = self.objects.entry(id).or_default();
-        if event_type == EventType::Deleted {
-            if bucket.remove(&key).is_some() {
-                self.count -= 1;
-            }
-        } else if bucket.insert(key, stored.clone()).is_none() {
-            self.count += 1;
+        let previous = if event_type == EventType::Deleted {
+            bucket.remove(&key)
+        } else {
+            bucket.insert(key, stored.clone())
+        };
+        match (event_type, &previous) {
+            (EventType::Deleted, Some(_)) => self.count -= 1,
+            (EventType::Added | EventType::Modified, None) => self.count += 1,
+            _ => {}
         }
         let event = WatchEvent { event_type, object: stored, error: None };
         let buffer_max = self.config.watch_buffer_max;
@@ -1027,7 +1124,7 @@ impl Store {
                 watcher.push(event.clone(), buffer_max);
             }
         }
-        self.history.push_back(Change { kind: id, event });
+        self.history.push_back(Change { kind: id, event, previous });
         while self.history.len() > self.config.history_max {
             if let Some(old) = self.history.pop_front() {
                 self.compacted = old.event.resource_version();

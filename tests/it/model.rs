@@ -1855,6 +1855,17 @@ fn informer_cache_converges_to_the_server() {
     }
 }
 
+/// Spec §5 (reflector): the first list is served from the watch cache (resourceVersion "0")
+/// and may be stale; the watch from its resourceVersion replays what it missed, so the cache
+/// still converges.
+#[test]
+fn informer_converges_from_a_stale_first_list() {
+    let mut sim = Simulation::default();
+    for seed in 0..SEEDS {
+        converge(&mut sim, seed, ServerConfig::default().with_stale_reads(20), Faults::NONE);
+    }
+}
+
 /// Spec §5 (reflector): watches dropped by faults are rewatched from the last RV seen; with a
 /// history of 3 events the rewatch gets 410 Gone and the reflector relists. The caches still
 /// converge on every seed.
