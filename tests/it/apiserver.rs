@@ -2010,7 +2010,7 @@ fn list_from_cache_is_an_exact_past_state_within_the_staleness_bound() {
         assert!(at + 5 >= latest && at <= latest, "rv {at} not within 5 of {latest}");
         // cm-i was created at base + i + 1; cm-0 was deleted at `latest`.
         let expected: Vec<String> = (0..10)
-            .filter(|&i| base + i + 1 <= at && !(i == 0 && at == latest))
+            .filter(|&i| base + i < at && !(i == 0 && at == latest))
             .map(|i| format!("cm-{i}"))
             .collect();
         let mut names: Vec<String> = list.items.iter().map(|o| o.metadata.name.clone()).collect();
