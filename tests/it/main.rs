@@ -8,6 +8,7 @@ mod gomap;
 mod model;
 mod oracles;
 mod replay;
+mod scenarios;
 mod sync;
 mod time;
 mod workqueue;
