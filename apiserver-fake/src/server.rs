@@ -558,6 +558,29 @@ impl ApiServer {
         result
     }
 
+    /// The stored object, read without a trace event and outside any verb: for oracles and
+    /// test assertions, which observe the cluster rather than act in it.
+    pub fn peek(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Object> {
+        let store = self.store.borrow();
+        let id = store.registry.lookup(api_version, kind)?;
+        let namespace = if store.registry.info(id).namespaced { namespace } else { "" };
+        store.find(id, namespace, name).map(|o| (**o).clone())
+    }
+
+    /// Whether the object is stored; like [`ApiServer::peek`], without a trace event or a copy.
+    pub fn exists(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        let store = self.store.borrow();
+        let Some(id) = store.registry.lookup(api_version, kind) else { return false };
+        let namespace = if store.registry.info(id).namespaced { namespace } else { "" };
+        store.find(id, namespace, name).is_some()
+    }
+
     /// LIST, in one namespace or (`None`) all, filtered by a label selector.
     pub fn list(
         &self,

@@ -204,12 +204,12 @@ pub trait Scenario {
 /// Every registered scenario, in the order `kdst list` shows them.
 pub fn all() -> Vec<Box<dyn Scenario>> {
     vec![
-        // registry: cert-manager-foreground-deletion
-        // registry: cert-manager-scheme-race
-        // registry: capsule-replication-writes
+        Box::new(cert_manager_foreground::ForegroundDeletion),
+        Box::new(cert_manager_scheme::SchemeRace),
+        Box::new(capsule::ReplicationWrites),
         Box::new(submariner::LogIfChanged),
-        // registry: informer-cache-locking
-        // registry: syncmap-load-or-store
+        Box::new(informer_cache::CacheLocking),
+        Box::new(syncmap_lost_update::LoadOrStore),
     ]
 }
 
@@ -237,9 +237,9 @@ pub fn run(
     sim.run(seed, || scenario.setup(variant, params))
 }
 
-// module: cert_manager_foreground
-// module: cert_manager_scheme
-// module: capsule
+pub mod cert_manager_foreground;
+pub mod cert_manager_scheme;
+pub mod capsule;
 pub mod submariner;
-// module: informer_cache
-// module: syncmap_lost_update
+pub mod informer_cache;
+pub mod syncmap_lost_update;

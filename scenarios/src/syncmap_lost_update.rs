@@ -1,0 +1,272 @@
+//! `syncmap-load-or-store`: the value `sync.Map.LoadOrStore` returns is shared, and mutating it
+//! in place loses updates (bugs.md E, third bullet).
+//!
+//! - `sync.Map` (<https://pkg.go.dev/sync#Map>): each method is atomic, but `LoadOrStore`
+//!   "returns the existing value for the key if present" — for a pointer value, the *same*
+//!   pointer every other goroutine gets. The map protects its entries, not what they point to.
+//! - The Go memory model (<https://go.dev/ref/mem>): `st.namespaces = append(st.namespaces, ns)`
+//!   is a read of the slice header, then a write of a new one; two goroutines doing it at once
+//!   race, and one append is silently lost. No runtime check fires (only `-race` would see it):
+//!   the failure is an invariant violation, not a crash.
+//! - The fix: treat stored values as immutable and publish a fresh one — copy-on-write with a
+//!   `CompareAndSwap` retry loop (Go 1.20, <https://pkg.go.dev/sync#Map.CompareAndSwap>).
+//!
+//! | modelled step | upstream pattern |
+//! |---|---|
+//! | `tenantNamespaces`, a [`SyncMap`] of tenant → [`TenantRef`] (`*tenantState`) | `var tenantNamespaces sync.Map` |
+//! | [`track`], `buggy`: `LoadOrStore(tenant, &tenantState{})`, `slices.Contains`, then `st.namespaces = append(st.namespaces, ns)` with a scheduling point between the read and the write | the mutate-in-place anti-pattern |
+//! | [`track`], `fixed`: `LoadOrStore(tenant, &tenantState{[ns]})`; if loaded, clone + append into a fresh `tenantState` and `CompareAndSwap(tenant, old, next)`, retrying on a lost race | copy-on-write |
+//! | `namespace-controller/worker-<i>` (`workers`) reconcile tenant Namespaces: `tenantNamespaces.Track(tenant, ns)`, then create the tenant's `tenant-info` ConfigMap in the namespace (a real API call) | a multi-tenancy controller's `Reconcile` |
+//! | `tenants` × `namespaces` Namespaces labelled `tenant=<tenant>` exist at start | — |
+//! | `driver` ends the run once every namespace was tracked | — |
+//!
+//! Oracle: an [`sim_core::always`] invariant — every namespace a worker finished tracking is
+//! still in its tenant's list. In `buggy` a stale `append` overwrites another worker's addition
+//! and the failure names the lost namespace, the worker that added it, and the one whose stale
+//! write dropped it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use apiserver_fake::{
+    Action, ApiServer, Client, ClientConfig, Controller, Informer, InformerConfig, Object,
+    ObjectKey, ReconcileResult,
+};
+use serde_json::json;
+use sim_core::{FailureKind, SyncMap, current, enter, event, sleep, spawn, task_name, yield_now};
+
+use crate::{Expect, Param, Params, Scenario, Variant};
+
+const TENANT_LABEL: &str = "tenant";
+
+/// The scenario.
+pub struct LoadOrStore;
+
+/// `tenantState`: the namespaces of one tenant.
+#[derive(Debug, Default)]
+pub struct TenantState {
+    namespaces: RefCell<Vec<String>>,
+}
+
+/// `*tenantState`: a pointer. Equality is pointer identity, as for Go's `CompareAndSwap` on
+/// pointer values.
+#[derive(Clone, Debug)]
+pub struct TenantRef(Rc<TenantState>);
+
+impl PartialEq for TenantRef {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl TenantRef {
+    fn new(namespaces: Vec<String>) -> Self {
+        TenantRef(Rc::new(TenantState { namespaces: RefCell::new(namespaces) }))
+    }
+
+    /// A copy of the namespaces (reading the slice header).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.0.namespaces.borrow().clone()
+    }
+}
+
+/// The package-level index and what the oracle needs to explain a loss.
+#[derive(Clone)]
+pub struct TenantIndex {
+    fixed: bool,
+    map: SyncMap<String, TenantRef>,
+    /// Who last wrote each tenant's slice header (`buggy`), for the report.
+    last_writer: Rc<RefCell<BTreeMap<String, String>>>,
+    /// (tenant, namespace, worker) for every `Track` that returned.
+    tracked: Rc<RefCell<Vec<(String, String, String)>>>,
+}
+
+/// `tenantNamespaces.Track(tenant, ns)`, as each variant has it.
+pub async fn track(index: &TenantIndex, tenant: &str, namespace: &str) {
+    let _frame = enter("tenantIndex.Track");
+    let worker = task_name(current());
+    if index.fixed {
+        loop {
+            let fresh = TenantRef::new(vec![namespace.to_string()]);
+            let (old, loaded) = index.map.load_or_store(tenant.to_string(), fresh).await;
+            if !loaded {
+                break;
+            }
+            let mut names = old.namespaces();
+            if names.iter().any(|n| n == namespace) {
+                break;
+            }
+            names.push(namespace.to_string());
+            let next = TenantRef::new(names);
+            if index.map.compare_and_swap(&tenant.to_string(), &old, next).await {
+                break;
+            }
+            event(format!("Track({tenant}, {namespace}): CompareAndSwap lost a race, retrying"));
+        }
+    } else {
+        let fresh = TenantRef::new(Vec::new());
+        let (state, _) = index.map.load_or_store(tenant.to_string(), fresh).await;
+        // `slices.Contains(st.namespaces, ns)`, then `append` reads the same header.
+        let mut names = state.namespaces();
+        if !names.iter().any(|n| n == namespace) {
+            // Go may be preempted (or simply run in parallel) between reading the slice
+            // header and storing the new one.
+            yield_now().await;
+            names.push(namespace.to_string());
+            *state.0.namespaces.borrow_mut() = names;
+            index.last_writer.borrow_mut().insert(tenant.to_string(), worker.clone());
+        }
+    }
+    index.tracked.borrow_mut().push((tenant.to_string(), namespace.to_string(), worker));
+}
+
+impl TenantIndex {
+    /// The invariant: every tracked namespace is in its tenant's current list.
+    fn check(&self) -> Result<(), String> {
+        let map = self.map.snapshot();
+        for (tenant, namespace, worker) in self.tracked.borrow().iter() {
+            let names = map.get(tenant).map(TenantRef::namespaces).unwrap_or_default();
+            if !names.contains(namespace) {
+                let by = self.last_writer.borrow().get(tenant).cloned().unwrap_or_default();
+                return Err(format!(
+                    "lost update: namespace {namespace:?} added to tenant {tenant:?} by {worker} \
+                     is missing from the tenant's namespaces {names:?} (overwritten by {by}'s \
+                     stale append)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+const PARAMS: &[Param] = &[
+    Param {
+        name: "tenants",
+        summary: "tenants (tenant-0 … tenant-N-1)",
+        unit: "count",
+        default: 2,
+        min: 1,
+        max: 20,
+    },
+    Param {
+        name: "namespaces",
+        summary: "Namespaces per tenant",
+        unit: "count",
+        default: 3,
+        min: 1,
+        max: 20,
+    },
+    Param {
+        name: "workers",
+        summary: "the namespace controller's concurrent reconciles",
+        unit: "count",
+        default: 2,
+        min: 1,
+        max: 16,
+    },
+];
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "buggy",
+        summary: "LoadOrStore's value mutated in place: st.namespaces = append(st.namespaces, ns)",
+        expect: Expect::Fails(FailureKind::Invariant, "lost update: namespace"),
+    },
+    Variant {
+        name: "fixed",
+        summary: "copy-on-write: a fresh tenantState published with CompareAndSwap, retried",
+        expect: Expect::Holds,
+    },
+];
+
+impl Scenario for LoadOrStore {
+    fn name(&self) -> &'static str {
+        "syncmap-load-or-store"
+    }
+
+    fn summary(&self) -> &'static str {
+        "workers mutate the shared value sync.Map.LoadOrStore returned: a lost update"
+    }
+
+    fn upstream(&self) -> &'static [&'static str] {
+        &[
+            "https://pkg.go.dev/sync#Map.LoadOrStore",
+            "https://pkg.go.dev/sync#Map.CompareAndSwap",
+            "https://go.dev/ref/mem",
+        ]
+    }
+
+    fn variants(&self) -> &'static [Variant] {
+        VARIANTS
+    }
+
+    fn params(&self) -> &'static [Param] {
+        PARAMS
+    }
+
+    fn setup(&self, variant: &str, params: &Params) {
+        let index = TenantIndex {
+            fixed: variant == "fixed",
+            map: SyncMap::new(),
+            last_writer: Rc::default(),
+            tracked: Rc::default(),
+        };
+        let server = ApiServer::default();
+        let (tenants, per_tenant) = (params.count("tenants"), params.count("namespaces"));
+        for tenant in 0..tenants {
+            for n in 0..per_tenant {
+                let name = format!("tenant-{tenant}-ns-{n}");
+                let namespace = Object::new("v1", "Namespace", "", &name)
+                    .with_label(TENANT_LABEL, &format!("tenant-{tenant}"));
+                server.create(namespace).expect("namespace");
+            }
+        }
+        let oracle = index.clone();
+        sim_core::always("tenant index keeps every tracked namespace", move || oracle.check());
+
+        let client = Client::new(&server, "namespace-controller", ClientConfig::default());
+        let config = InformerConfig::default();
+        let informer =
+            Informer::new("namespace-informer", &client, "v1", "Namespace", None, config);
+        let controller = Controller::new("namespace-controller", params.count("workers"));
+        controller.watches(&informer);
+        informer.start();
+        let (cache, reconciler) = (informer.cache(), Rc::new((client, index.clone())));
+        controller.start(move |key| {
+            let (reconciler, namespace) = (reconciler.clone(), cache.get("", &key.name));
+            async move { reconcile(&reconciler.0, &reconciler.1, key, namespace).await }
+        });
+
+        let total = tenants * per_tenant;
+        spawn("driver", async move {
+            let deadline = sim_core::now() + Duration::from_secs(60);
+            while index.tracked.borrow().len() < total && sim_core::now() < deadline {
+                sleep(Duration::from_millis(5)).await;
+            }
+            event(format!("{} of {total} namespaces tracked", index.tracked.borrow().len()));
+        });
+    }
+}
+
+/// The namespace controller's `Reconcile`: the index, then the tenant's ConfigMap.
+async fn reconcile(
+    client: &Client,
+    index: &TenantIndex,
+    key: ObjectKey,
+    namespace: Option<Object>,
+) -> ReconcileResult {
+    let Some(namespace) = namespace else { return Ok(Action::Done) };
+    let Some(tenant) = namespace.metadata.labels.get(TENANT_LABEL) else {
+        return Ok(Action::Done);
+    };
+    track(index, tenant, &key.name).await;
+    let info = Object::new("v1", "ConfigMap", &key.name, "tenant-info")
+        .with_field("data", json!({ "tenant": tenant }));
+    match client.create(info).await {
+        Ok(_) => Ok(Action::Done),
+        Err(error) if error.is_already_exists() => Ok(Action::Done),
+        Err(error) => Err(error.into()),
+    }
+}
