@@ -237,9 +237,9 @@ pub fn run(
     sim.run(seed, || scenario.setup(variant, params))
 }
 
+pub mod capsule;
 pub mod cert_manager_foreground;
 pub mod cert_manager_scheme;
-pub mod capsule;
-pub mod submariner;
 pub mod informer_cache;
+pub mod submariner;
 pub mod syncmap_lost_update;

@@ -189,13 +189,18 @@ impl Scenario for LogIfChanged {
             });
         }
         let user = Client::new(&server, "user", ClientConfig::default());
-        spawn("user", async move {
-            sleep(Duration::from_secs(1)).await;
-            // Both resources are deleted at once (the re-installation in issue 2872).
-            for kind in ["Submariner", "ServiceDiscovery"] {
+        // Both resources are deleted at once (the re-installation in issue 2872): two
+        // concurrent DELETEs, as `subctl uninstall` / the broker's deletion issue them.
+        for kind in ["Submariner", "ServiceDiscovery"] {
+            let user = user.clone();
+            spawn(format!("user/delete-{}", kind.to_lowercase()), async move {
+                sleep(Duration::from_secs(1)).await;
                 let name = kind.to_lowercase();
                 let _ = user.delete(GROUP, kind, NAMESPACE, &name, &DeleteOptions::default()).await;
-            }
+            });
+        }
+        spawn("user", async move {
+            sleep(Duration::from_secs(1)).await;
             while user.get(GROUP, "Submariner", NAMESPACE, "submariner").await.is_ok()
                 || user.get(GROUP, "ServiceDiscovery", NAMESPACE, "servicediscovery").await.is_ok()
             {
