@@ -77,6 +77,7 @@ mod gomap;
 mod oracle;
 mod rng;
 pub mod schedule;
+mod shrink;
 pub mod strategy;
 pub mod sync;
 mod syncmap;
@@ -93,6 +94,7 @@ pub use rng::{
     choose, fnv1a, fork, random_bool, random_duration, random_range, random_u64, with_stream,
 };
 pub use schedule::Schedule;
+pub use shrink::{ShrinkError, Shrunk, shrink};
 pub use strategy::{Random, Replay, ReplayMode, Strategy};
 pub use syncmap::SyncMap;
 pub use task::{

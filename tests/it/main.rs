@@ -12,6 +12,7 @@ mod scenarios;
 mod scenarios_cert_manager;
 mod scenarios_gomap;
 mod scenarios_patterns;
+mod shrink;
 mod sync;
 mod time;
 mod workqueue;
