@@ -69,6 +69,7 @@
 //! tasks and random streams, and `BTreeMap`. Share state between tasks with `Rc<RefCell<_>>` or
 //! the sync primitives; a `RefCell` borrow is never held across an `.await`.
 
+mod check;
 mod config;
 mod context;
 mod executor;
@@ -85,6 +86,7 @@ mod task;
 mod time;
 mod trace;
 
+pub use check::{Check, CheckReport};
 pub use config::Config;
 pub use executor::Simulation;
 pub use failure::{Failure, FailureKind, Outcome, fail};

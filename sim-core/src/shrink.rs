@@ -60,7 +60,7 @@ impl fmt::Display for Shrunk {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShrinkError {
     /// Replayed strictly, the schedule does not fail (it completes, hits a limit or diverges).
-    DoesNotFail(Outcome),
+    DoesNotFail(Box<Outcome>),
 }
 
 impl fmt::Display for ShrinkError {
@@ -86,7 +86,7 @@ pub fn shrink(
     let mut sim = Simulation::new(config.clone()).with_strategy(Replay::new(schedule));
     let outcome = sim.run(schedule.seed, &setup);
     let Outcome::Failed(failure) = outcome else {
-        return Err(ShrinkError::DoesNotFail(outcome));
+        return Err(ShrinkError::DoesNotFail(Box::new(outcome)));
     };
     let steps_before = sim.trace().len();
     let best = Best::record(&sim, schedule, failure.clone());

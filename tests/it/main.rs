@@ -1,12 +1,15 @@
 //! kdst's integration tests: one test binary, one module per concern.
 
 mod apiserver;
+mod check;
 mod determinism;
+mod dfs;
 mod executor;
 mod gc;
 mod gomap;
 mod model;
 mod oracles;
+mod pct;
 mod replay;
 mod scenarios;
 mod scenarios_cert_manager;

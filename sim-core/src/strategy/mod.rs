@@ -7,9 +7,13 @@ use std::fmt;
 
 use crate::TaskId;
 
+mod dfs;
+mod pct;
 mod random;
 mod replay;
 
+pub use dfs::{Dfs, DfsReport, explore};
+pub use pct::Pct;
 pub use random::Random;
 pub use replay::{Replay, ReplayMode};
 

@@ -1,0 +1,297 @@
+//! The `cargo test` harness: run a simulation over many seeds, and on failure panic with a
+//! report a developer can act on — the failure, the last events of every task involved, the
+//! shrunk schedule saved under `target/kdst/`, and the exact commands that replay it.
+//!
+//! ```no_run
+//! use sim_core::{Check, GoMap, spawn};
+//!
+//! #[test]
+//! fn writers_never_race() {
+//!     Check::new("writers_never_race").run(|| {
+//!         let map = GoMap::new("processed");
+//!         for worker in 0..2 {
+//!             let map = map.clone();
+//!             spawn(format!("worker-{worker}"), async move {
+//!                 map.insert(worker, "synced").await;
+//!             });
+//!         }
+//!     });
+//! }
+//! ```
+//!
+//! Environment (the same words as the `kdst` CLI's flags):
+//! - `SIM_SEED=N` — run only seed N (a replay);
+//! - `SIM_SEEDS=N` — how many seeds (default 100);
+//! - `SIM_STRATEGY=random|pct|pct:D` — the strategy (default `random`; `pct` is depth 3);
+//! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs).
+//!
+//! Every check also runs a sample of its seeds twice and compares the traces step by step:
+//! a difference fails with `nondeterminism detected at step N`.
+//!
+//! This module is the only place in sim-core that reads the environment and writes files.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::strategy::{Pct, Random, Strategy};
+use crate::{Config, Outcome, Simulation, Trace, shrink};
+
+/// A simulation check over many seeds, for `#[test]` functions.
+#[derive(Clone, Debug)]
+pub struct Check {
+    name: String,
+    config: Config,
+    seeds: u64,
+    strategy: String,
+    shrink_budget: u64,
+    determinism_sample: u64,
+    /// `SIM_*` values to use instead of the process environment (for testing the harness).
+    vars: Option<Vec<(String, String)>>,
+}
+
+/// What a check that found no failure did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Steps simulated over all seeds.
+    pub steps: u64,
+    /// The strategy.
+    pub strategy: String,
+    /// Seeds run twice for the determinism check.
+    pub determinism_checked: u64,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} seeds, {} steps, strategy {}, no failure ({} seeds checked for determinism)",
+            self.seeds, self.steps, self.strategy, self.determinism_checked
+        )
+    }
+}
+
+impl Check {
+    /// A check named `name` (use the test's name: the replay command runs `cargo test NAME`).
+    pub fn new(name: &str) -> Self {
+        Check {
+            name: name.to_string(),
+            config: Config::default(),
+            seeds: 100,
+            strategy: "random".to_string(),
+            shrink_budget: 1_000,
+            determinism_sample: 10,
+            vars: None,
+        }
+    }
+
+    /// The simulator's limits and costs.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// How many seeds, unless `SIM_SEEDS` says otherwise.
+    pub fn seeds(mut self, seeds: u64) -> Self {
+        self.seeds = seeds;
+        self
+    }
+
+    /// The strategy (`random`, `pct`, `pct:D`), unless `SIM_STRATEGY` says otherwise.
+    pub fn strategy(mut self, strategy: &str) -> Self {
+        self.strategy = strategy.to_string();
+        self
+    }
+
+    /// How many replays shrinking a failure may spend.
+    pub fn shrink_budget(mut self, budget: u64) -> Self {
+        self.shrink_budget = budget;
+        self
+    }
+
+    /// Reads `SIM_*` settings from `vars` instead of the process environment.
+    pub fn with_env(mut self, vars: &[(&str, &str)]) -> Self {
+        self.vars = Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        self
+    }
+
+    /// Runs `setup` over the seeds; panics with the report on the first failure or limit.
+    ///
+    /// # Panics
+    /// On a failure, a limit, nondeterminism, or a malformed `SIM_*` variable (one line naming
+    /// it).
+    pub fn run(self, setup: impl Fn()) -> CheckReport {
+        let env = |name: &str| {
+            let value = match &self.vars {
+                Some(vars) => vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                None => std::env::var(name).ok(),
+            };
+            value.filter(|v| !v.is_empty())
+        };
+        let strategy = env("SIM_STRATEGY").unwrap_or_else(|| self.strategy.clone());
+        if let Err(message) = make_strategy(&strategy) {
+            panic!("kdst: SIM_STRATEGY={strategy:?}: {message}");
+        }
+        let seeds: Vec<u64> = match env("SIM_SEED") {
+            Some(text) => match text.parse() {
+                Ok(seed) => vec![seed],
+                Err(_) => panic!("kdst: SIM_SEED={text:?} is not a seed (a number 0..2^64)"),
+            },
+            None => {
+                let count = match env("SIM_SEEDS") {
+                    Some(text) => text.parse().unwrap_or_else(|_| {
+                        panic!("kdst: SIM_SEEDS={text:?} is not a number of seeds")
+                    }),
+                    None => self.seeds,
+                };
+                let (index, shards) = match env("SIM_SHARD") {
+                    Some(text) => parse_shard(&text)
+                        .unwrap_or_else(|message| panic!("kdst: SIM_SHARD={text:?}: {message}")),
+                    None => (0, 1),
+                };
+                (0..count).filter(|seed| seed % shards == index).collect()
+            }
+        };
+        let mut sim = Simulation::new(self.config.clone());
+        sim.set_strategy(make_strategy(&strategy).expect("checked above"));
+        let mut steps = 0;
+        for &seed in &seeds {
+            let outcome = sim.run(seed, &setup);
+            steps += sim.trace().len() as u64;
+            if outcome != Outcome::Completed {
+                panic!("{}", self.report(&sim, &strategy, seed, &outcome, &setup));
+            }
+        }
+        let sample: Vec<u64> =
+            seeds.iter().copied().take(self.determinism_sample as usize).collect();
+        for &seed in &sample {
+            let mut first = Simulation::new(self.config.clone());
+            first.set_strategy(make_strategy(&strategy).expect("checked above"));
+            first.run(seed, &setup);
+            let mut second = Simulation::new(self.config.clone());
+            second.set_strategy(make_strategy(&strategy).expect("checked above"));
+            second.run(seed, &setup);
+            if let Some(step) = first_difference(first.trace(), second.trace()) {
+                panic!(
+                    "nondeterminism detected at step {step}: seed {seed} of {} ran differently \
+                     twice (a HashMap iteration, the wall clock, OS randomness or a thread in the \
+                     code under test?)",
+                    self.name
+                );
+            }
+        }
+        CheckReport {
+            seeds: seeds.len() as u64,
+            steps,
+            strategy,
+            determinism_checked: sample.len() as u64,
+        }
+    }
+
+    /// The failure report: what failed, the story, the shrunk schedule, how to replay.
+    fn report(
+        &self,
+        sim: &Simulation,
+        strategy: &str,
+        seed: u64,
+        outcome: &Outcome,
+        setup: &dyn Fn(),
+    ) -> String {
+        let failure = outcome.failure().expect("not completed");
+        let trace = sim.trace();
+        let mut out = format!("{} seed {seed} (strategy {strategy}):\n{failure}\n", self.name);
+        let mut tasks: Vec<_> =
+            failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
+        tasks.dedup();
+        if !tasks.is_empty() {
+            out.push_str("\nlast events of each task involved:\n");
+            for task in tasks {
+                for line in trace.last_events_of(task, 8) {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+        }
+        let schedule = sim.schedule(&self.name, &[("strategy".to_string(), strategy.to_string())]);
+        let saved = match shrink(&self.config, &schedule, setup, self.shrink_budget) {
+            Ok(shrunk) => {
+                let _ = writeln!(out, "\n{shrunk}");
+                save(&self.name, &shrunk.schedule.encode())
+            }
+            Err(error) => {
+                let _ = writeln!(out, "\nnot shrunk: {error}");
+                save(&self.name, &schedule.encode())
+            }
+        };
+        match saved {
+            Ok(path) => {
+                let _ = writeln!(out, "schedule saved: {}", path.display());
+            }
+            Err(error) => {
+                let _ = writeln!(out, "schedule not saved: {error}");
+            }
+        }
+        let _ = write!(
+            out,
+            "\nreplay:\n  SIM_SEED={seed} SIM_STRATEGY={strategy} cargo test {} -- --exact\n",
+            self.name
+        );
+        out
+    }
+}
+
+/// Builds a strategy from its name.
+fn make_strategy(name: &str) -> Result<Box<dyn Strategy>, String> {
+    match name.split_once(':') {
+        None if name == "random" => Ok(Box::new(Random::new())),
+        None if name == "pct" => Ok(Box::new(Pct::new(3))),
+        Some(("pct", depth)) => match depth.parse::<usize>() {
+            Ok(depth) if depth >= 1 => Ok(Box::new(Pct::new(depth))),
+            _ => Err(format!("the PCT depth {depth:?} is not a number ≥ 1")),
+        },
+        _ => Err("unknown strategy (known: random, pct, pct:D)".to_string()),
+    }
+}
+
+/// Parses `i/n` with `i < n`.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (index, count) = text.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
+    let index: u64 = index.trim().parse().map_err(|_| format!("{index:?} is not a number"))?;
+    let count: u64 = count.trim().parse().map_err(|_| format!("{count:?} is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!("shard {index} of {count} does not exist (need 0 ≤ i < n)"));
+    }
+    Ok((index, count))
+}
+
+/// The first step (or event) at which two traces of the same seed differ.
+fn first_difference(a: &Trace, b: &Trace) -> Option<u64> {
+    if let Some(step) = a.steps().zip(b.steps()).position(|(x, y)| x != y) {
+        return Some(step as u64);
+    }
+    if a.len() != b.len() {
+        return Some(a.len().min(b.len()) as u64);
+    }
+    let events =
+        a.events().iter().zip(b.events()).position(|(x, y)| a.event_text(x) != b.event_text(y));
+    match events {
+        Some(index) => Some(a.events()[index].step),
+        None if a.events().len() != b.events().len() => Some(a.len() as u64),
+        None => None,
+    }
+}
+
+/// Writes `text` to `$CARGO_TARGET_DIR/kdst/<name>.schedule` (default `target/`).
+fn save(name: &str, text: &str) -> std::io::Result<PathBuf> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let dir = target.join("kdst");
+    std::fs::create_dir_all(&dir)?;
+    let file: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let path = dir.join(format!("{file}.schedule"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}

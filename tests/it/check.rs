@@ -1,0 +1,151 @@
+//! Tests: the `cargo test` harness (`sim_core::Check`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use sim_core::{Check, GoMap, spawn, yield_now};
+
+fn racing_writers() {
+    let map: GoMap<u32, u32> = GoMap::new("processed");
+    for worker in 0..2u32 {
+        let map = map.clone();
+        spawn(format!("worker-{worker}"), async move {
+            for round in 0..3 {
+                yield_now().await;
+                map.insert(worker * 10 + round, round).await;
+            }
+        });
+    }
+}
+
+fn calm_writer() {
+    let map: GoMap<u32, u32> = GoMap::new("processed");
+    spawn("worker", async move {
+        for round in 0..3 {
+            map.insert(round, round).await;
+        }
+    });
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// A program without the bug passes, and the report says how much was searched.
+#[test]
+fn a_passing_check_reports_what_it_searched() {
+    let report = Check::new("calm").with_env(&[]).seeds(200).run(calm_writer);
+    assert_eq!(report.seeds, 200);
+    assert!(report.steps >= 200 * 3, "{report}");
+    assert_eq!(report.determinism_checked, 10);
+    assert_eq!(report.to_string().split(',').next(), Some("200 seeds"));
+}
+
+/// A failure panics with the failure, the last events of the tasks involved, the shrunk
+/// schedule's path and the replay command; the schedule file is written.
+#[test]
+fn a_failing_check_panics_with_a_report_and_saves_the_shrunk_schedule() {
+    let message = panic_message(|| {
+        Check::new("check_racing_writers").with_env(&[]).seeds(1_000).run(racing_writers);
+    });
+    assert!(message.contains("fatal error: concurrent map writes"), "{message}");
+    assert!(message.contains("shrunk from"), "{message}");
+    assert!(message.contains("SIM_SEED="), "{message}");
+    assert!(message.contains("cargo test check_racing_writers -- --exact"), "{message}");
+    let path = message
+        .lines()
+        .find_map(|line| line.strip_prefix("schedule saved: "))
+        .unwrap_or_else(|| panic!("no saved schedule in {message}"));
+    let text = std::fs::read_to_string(path).expect("schedule written");
+    let schedule = sim_core::Schedule::decode(&text).expect("a valid schedule");
+    assert_eq!(schedule.test, "check_racing_writers");
+}
+
+/// `SIM_SEED` replays exactly one seed: the failing one fails, a passing one passes.
+#[test]
+fn sim_seed_runs_one_seed() {
+    let report = Check::new("calm").with_env(&[("SIM_SEED", "42")]).run(calm_writer);
+    assert_eq!(report.seeds, 1);
+    let message = panic_message(|| {
+        Check::new("racing").with_env(&[]).seeds(1_000).run(racing_writers);
+    });
+    let seed = message.split("SIM_SEED=").nth(1).and_then(|s| s.split(' ').next()).expect("seed");
+    let again = panic_message(|| {
+        Check::new("racing").with_env(&[("SIM_SEED", seed)]).run(racing_writers);
+    });
+    assert!(again.contains(&format!("seed {seed} ")), "{again}");
+}
+
+/// `SIM_SHARD=i/n` splits the seeds: the shards together run each seed once.
+#[test]
+fn shards_split_the_seeds() {
+    let total: u64 = (0..3)
+        .map(|i| {
+            let shard = format!("{i}/3");
+            let vars = [("SIM_SEEDS", "100"), ("SIM_SHARD", shard.as_str())];
+            Check::new("calm").with_env(&vars).run(calm_writer).seeds
+        })
+        .sum();
+    assert_eq!(total, 100);
+}
+
+/// `SIM_STRATEGY=pct:2` runs PCT; the failure names the strategy.
+#[test]
+fn sim_strategy_selects_pct() {
+    let message = panic_message(|| {
+        Check::new("racing")
+            .with_env(&[("SIM_STRATEGY", "pct:2")])
+            .seeds(1_000)
+            .run(racing_writers);
+    });
+    assert!(message.contains("(strategy pct:2)"), "{message}");
+}
+
+/// Malformed `SIM_*` values fail with one line naming the variable.
+#[test]
+fn malformed_settings_name_the_variable() {
+    for (vars, expected) in [
+        (&[("SIM_SEED", "x")][..], "kdst: SIM_SEED=\"x\" is not a seed"),
+        (&[("SIM_SEEDS", "-1")][..], "kdst: SIM_SEEDS=\"-1\" is not a number of seeds"),
+        (&[("SIM_SHARD", "3/3")][..], "kdst: SIM_SHARD=\"3/3\": shard 3 of 3 does not exist"),
+        (&[("SIM_STRATEGY", "dfs")][..], "kdst: SIM_STRATEGY=\"dfs\": unknown strategy"),
+        (&[("SIM_STRATEGY", "pct:0")][..], "kdst: SIM_STRATEGY=\"pct:0\": the PCT depth"),
+    ] {
+        let message = panic_message(|| {
+            Check::new("calm").with_env(vars).run(calm_writer);
+        });
+        assert!(message.starts_with(expected), "{message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+}
+
+/// A program whose schedule depends on something outside the simulation fails the
+/// determinism check with the step where the runs parted.
+#[test]
+fn nondeterminism_is_detected_with_its_step() {
+    use std::cell::Cell;
+    thread_local!(static RUNS: Cell<u64> = const { Cell::new(0) });
+    let message = panic_message(|| {
+        Check::new("leaky").with_env(&[("SIM_SEEDS", "1")]).run(|| {
+            // State that survives between runs: the second run of a seed spawns more tasks.
+            let extra = RUNS.with(|runs| {
+                runs.set(runs.get() + 1);
+                runs.get() % 2 == 0
+            });
+            spawn("first", async {
+                yield_now().await;
+            });
+            if extra {
+                spawn("second", async {
+                    yield_now().await;
+                });
+            }
+        });
+    });
+    assert!(message.starts_with("nondeterminism detected at step "), "{message}");
+}
