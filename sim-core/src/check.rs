@@ -281,10 +281,18 @@ fn first_difference(a: &Trace, b: &Trace) -> Option<u64> {
     }
 }
 
-/// Writes `text` to `$CARGO_TARGET_DIR/kdst/<name>.schedule` (default `target/`).
+/// Writes `text` to `<target>/kdst/<name>.schedule`, where `<target>` is `$CARGO_TARGET_DIR`,
+/// else the `target/` beside the nearest `Cargo.lock` above the current directory (the
+/// workspace's), else `./target`.
 fn save(name: &str, text: &str) -> std::io::Result<PathBuf> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let here = std::env::current_dir()?;
+            let root = here.ancestors().find(|dir| dir.join("Cargo.lock").is_file());
+            root.unwrap_or(&here).join("target")
+        }
+    };
     let dir = target.join("kdst");
     std::fs::create_dir_all(&dir)?;
     let file: String = name
