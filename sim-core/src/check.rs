@@ -204,12 +204,12 @@ impl Check {
         let mut tasks: Vec<_> =
             failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
         tasks.dedup();
-        if !tasks.is_empty() {
+        let lines: Vec<String> =
+            tasks.into_iter().flat_map(|task| trace.last_events_of(task, 8)).collect();
+        if !lines.is_empty() {
             out.push_str("\nlast events of each task involved:\n");
-            for task in tasks {
-                for line in trace.last_events_of(task, 8) {
-                    let _ = writeln!(out, "  {line}");
-                }
+            for line in lines {
+                let _ = writeln!(out, "  {line}");
             }
         }
         let schedule = sim.schedule(&self.name, &[("strategy".to_string(), strategy.to_string())]);

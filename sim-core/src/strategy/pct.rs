@@ -37,28 +37,26 @@ use crate::rng::{below, fork};
 ///
 /// A bug has depth `d` if some `d` ordering constraints between steps suffice to trigger it (the
 /// paper's examples: an ordering violation of depth 1, an atomicity violation and a deadlock of
-/// depth 2). For a program
-/// with at most `n` tasks and `k` steps, one PCT run of depth `d` finds a given bug of depth `d`
-/// with probability at least `1 / (n · k^(d−1))`: the first constraint needs the right task to
-/// have the highest priority (`1/n`), and each of the other `d − 1` needs a change point at one
-/// particular step (`1/k` each). The bound is per run and holds whatever else the program does;
-/// the random walk's chance of the same bug can be exponentially small in `k` (a task that must
-/// run `k` steps without being interrupted).
+/// depth 2). For a program with at most `n` tasks and `k` steps, one PCT run of depth `d` finds a
+/// given bug of depth `d` with probability at least `1 / (n · k^(d−1))`: the first constraint needs
+/// the right task to have the highest priority (`1/n`), and each of the other `d − 1` needs a
+/// change point at one particular step (`1/k` each). The bound is per run and holds whatever else
+/// the program does; the random walk's chance of the same bug can be exponentially small in `k` (a
+/// task that must run `k` steps without being interrupted).
 ///
 /// # Seeds, `k` and replay
 ///
 /// Everything random comes from the run's stream `fork(seed, "pct")`, so the seed drives the
-/// very first schedule too (shuttle's PCT, by contrast, runs its first schedule without change
-/// points because it does not know `k` yet). [`crate::choose`] draws come from a second stream
+/// very first schedule too (shuttle's PCT, by contrast, does not know `k` before its first run,
+/// and its first schedule does not follow the seed). [`crate::choose`] draws come from a second stream
 /// seeded from the first, so adding a draw does not reshuffle the priorities.
 ///
-/// [`Pct::new`] starts from [`Pct::DEFAULT_MAX_STEPS`] and then refines `k` to the longest run
-/// seen so far (from [`Strategy::end`]). This is deterministic (the same sequence of seeds on a fresh
+/// [`Pct::new`] starts from [`Pct::DEFAULT_MAX_STEPS`] and then refines `k` to the longest run seen
+/// so far (from [`Strategy::end`]). This is deterministic (the same sequence of seeds on a fresh
 /// `Pct` gives the same schedules) but a reused `Pct`'s schedule for a seed depends on the runs
-/// before it. [`Pct::with_max_steps`] pins `k`: a run is then a pure function of
-/// (seed, depth, k), which is what a report should quote ([`Pct::max_steps`] gives the `k` of the
-/// last run). Whatever the strategy, a run's recorded schedule replays exactly with
-/// [`super::Replay`].
+/// before it. [`Pct::with_max_steps`] pins `k`: a run is then a pure function of (seed, depth, k),
+/// which is what a report should quote ([`Pct::max_steps`] gives the `k` of the last run). Whatever
+/// the strategy, a run's recorded schedule replays exactly with [`super::Replay`].
 ///
 /// # Cost
 ///
