@@ -22,7 +22,8 @@
 //! Environment (the same words as the `kdst` CLI's flags):
 //! - `SIM_SEED=N` — run only seed N (a replay);
 //! - `SIM_SEEDS=N` — how many seeds (default 100);
-//! - `SIM_STRATEGY=random|pct|pct:D` — the strategy (default `random`; `pct` is depth 3);
+//! - `SIM_STRATEGY=random|pct|pct:D|portfolio` — the strategy (default `random`; `pct` is
+//!   depth 3, its step estimate drawn from the seed);
 //! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs).
 //!
 //! Every check also runs a sample of its seeds twice and compares the traces step by step:
@@ -33,7 +34,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::strategy::{Pct, Random, Strategy};
+use crate::strategy::{Pct, Portfolio, Random, Strategy};
 use crate::{Config, Outcome, Simulation, Trace, shrink};
 
 /// A simulation check over many seeds, for `#[test]` functions.
@@ -98,7 +99,8 @@ impl Check {
         self
     }
 
-    /// The strategy (`random`, `pct`, `pct:D`), unless `SIM_STRATEGY` says otherwise.
+    /// The strategy (`random`, `pct`, `pct:D`, `portfolio`), unless `SIM_STRATEGY` says
+    /// otherwise.
     pub fn strategy(mut self, strategy: &str) -> Self {
         self.strategy = strategy.to_string();
         self
@@ -130,7 +132,7 @@ impl Check {
             value.filter(|v| !v.is_empty())
         };
         let strategy = env("SIM_STRATEGY").unwrap_or_else(|| self.strategy.clone());
-        if let Err(message) = make_strategy(&strategy) {
+        if let Err(message) = make_strategy(&strategy, 0) {
             panic!("kdst: SIM_STRATEGY={strategy:?}: {message}");
         }
         let seeds: Vec<u64> = match env("SIM_SEED") {
@@ -154,9 +156,9 @@ impl Check {
             }
         };
         let mut sim = Simulation::new(self.config.clone());
-        sim.set_strategy(make_strategy(&strategy).expect("checked above"));
         let mut steps = 0;
         for &seed in &seeds {
+            sim.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
@@ -167,10 +169,10 @@ impl Check {
             seeds.iter().copied().take(self.determinism_sample as usize).collect();
         for &seed in &sample {
             let mut first = Simulation::new(self.config.clone());
-            first.set_strategy(make_strategy(&strategy).expect("checked above"));
+            first.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
             first.run(seed, &setup);
             let mut second = Simulation::new(self.config.clone());
-            second.set_strategy(make_strategy(&strategy).expect("checked above"));
+            second.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
             second.run(seed, &setup);
             if let Some(step) = first_difference(first.trace(), second.trace()) {
                 panic!(
@@ -240,16 +242,20 @@ impl Check {
     }
 }
 
-/// Builds a strategy from its name.
-fn make_strategy(name: &str) -> Result<Box<dyn Strategy>, String> {
+/// Builds the strategy named `name` for one `seed`. PCT's step estimate `k` is drawn from the
+/// seed (as the portfolio draws it), never learnt from earlier runs, so `SIM_SEED=N` replays
+/// seed N exactly as it ran among the others.
+fn make_strategy(name: &str, seed: u64) -> Result<Box<dyn Strategy>, String> {
+    let pct = |depth: usize| Pct::with_max_steps(depth, Portfolio::max_steps_for(seed));
     match name.split_once(':') {
         None if name == "random" => Ok(Box::new(Random::new())),
-        None if name == "pct" => Ok(Box::new(Pct::new(3))),
+        None if name == "pct" => Ok(Box::new(pct(3))),
+        None if name == "portfolio" => Ok(Box::new(Portfolio::new())),
         Some(("pct", depth)) => match depth.parse::<usize>() {
-            Ok(depth) if depth >= 1 => Ok(Box::new(Pct::new(depth))),
+            Ok(depth) if depth >= 1 => Ok(Box::new(pct(depth))),
             _ => Err(format!("the PCT depth {depth:?} is not a number ≥ 1")),
         },
-        _ => Err("unknown strategy (known: random, pct, pct:D)".to_string()),
+        _ => Err("unknown strategy (known: random, pct, pct:D, portfolio)".to_string()),
     }
 }
 

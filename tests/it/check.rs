@@ -104,6 +104,14 @@ fn sim_strategy_selects_pct() {
             .run(racing_writers);
     });
     assert!(message.contains("(strategy pct:2)"), "{message}");
+    // The failing seed replays alone under PCT: k comes from the seed, not from earlier runs.
+    let seed = message.split("SIM_SEED=").nth(1).and_then(|s| s.split(' ').next()).expect("seed");
+    let vars = [("SIM_SEED", seed), ("SIM_STRATEGY", "pct:2")];
+    let again = panic_message(|| {
+        Check::new("racing").with_env(&vars).run(racing_writers);
+    });
+    let first_line = |text: &str| text.lines().nth(1).map(str::to_string);
+    assert_eq!(first_line(&again), first_line(&message), "{again}");
 }
 
 /// Malformed `SIM_*` values fail with one line naming the variable.

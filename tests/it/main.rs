@@ -5,6 +5,7 @@ mod check;
 mod determinism;
 mod dfs;
 mod executor;
+mod explore;
 mod gc;
 mod gomap;
 mod model;

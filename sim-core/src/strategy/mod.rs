@@ -9,11 +9,13 @@ use crate::TaskId;
 
 mod dfs;
 mod pct;
+mod portfolio;
 mod random;
 mod replay;
 
 pub use dfs::{Dfs, DfsReport, explore};
 pub use pct::Pct;
+pub use portfolio::Portfolio;
 pub use random::Random;
 pub use replay::{Replay, ReplayMode};
 
