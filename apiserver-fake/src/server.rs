@@ -444,15 +444,12 @@ impl ApiServer {
         let mut created = Vec::new();
         for object in objects {
             let key = format!("{} {}", object.kind, object.key());
-            if !object.metadata.uid.is_empty()
-                && self.objects().iter().any(|o| o.metadata.uid == object.metadata.uid)
-            {
+            let uid_taken = |uid: &str| self.objects().iter().any(|o| o.metadata.uid == uid);
+            if !object.metadata.uid.is_empty() && uid_taken(&object.metadata.uid) {
                 return Err(format!("{key}: uid {} is already in use", object.metadata.uid));
             }
             let uid = object.metadata.uid.clone();
-            let mut made =
-                self.create_inner(object, Some(uid)).map_err(|e| format!("{key}: {e}"))?;
-            made.metadata.uid.shrink_to_fit();
+            let made = self.create_inner(object, Some(uid)).map_err(|e| format!("{key}: {e}"))?;
             created.push(made);
         }
         Ok(created)
