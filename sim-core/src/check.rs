@@ -34,7 +34,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::strategy::{Pct, Portfolio, Random, Strategy};
+use crate::strategy::Spec;
 use crate::{Config, Outcome, Simulation, Trace, shrink};
 
 /// A simulation check over many seeds, for `#[test]` functions.
@@ -132,9 +132,8 @@ impl Check {
             value.filter(|v| !v.is_empty())
         };
         let strategy = env("SIM_STRATEGY").unwrap_or_else(|| self.strategy.clone());
-        if let Err(message) = make_strategy(&strategy, 0) {
-            panic!("kdst: SIM_STRATEGY={strategy:?}: {message}");
-        }
+        let spec = Spec::parse(&strategy)
+            .unwrap_or_else(|message| panic!("kdst: SIM_STRATEGY={strategy:?}: {message}"));
         let seeds: Vec<u64> = match env("SIM_SEED") {
             Some(text) => match text.parse() {
                 Ok(seed) => vec![seed],
@@ -156,9 +155,9 @@ impl Check {
             }
         };
         let mut sim = Simulation::new(self.config.clone());
+        sim.set_strategy(spec.build(None));
         let mut steps = 0;
         for &seed in &seeds {
-            sim.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
@@ -169,10 +168,10 @@ impl Check {
             seeds.iter().copied().take(self.determinism_sample as usize).collect();
         for &seed in &sample {
             let mut first = Simulation::new(self.config.clone());
-            first.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
+            first.set_strategy(spec.build(None));
             first.run(seed, &setup);
             let mut second = Simulation::new(self.config.clone());
-            second.set_strategy(make_strategy(&strategy, seed).expect("checked above"));
+            second.set_strategy(spec.build(None));
             second.run(seed, &setup);
             if let Some(step) = first_difference(first.trace(), second.trace()) {
                 panic!(
@@ -239,23 +238,6 @@ impl Check {
             self.name
         );
         out
-    }
-}
-
-/// Builds the strategy named `name` for one `seed`. PCT's step estimate `k` is drawn from the
-/// seed (as the portfolio draws it), never learnt from earlier runs, so `SIM_SEED=N` replays
-/// seed N exactly as it ran among the others.
-fn make_strategy(name: &str, seed: u64) -> Result<Box<dyn Strategy>, String> {
-    let pct = |depth: usize| Pct::with_max_steps(depth, Portfolio::max_steps_for(seed));
-    match name.split_once(':') {
-        None if name == "random" => Ok(Box::new(Random::new())),
-        None if name == "pct" => Ok(Box::new(pct(3))),
-        None if name == "portfolio" => Ok(Box::new(Portfolio::new())),
-        Some(("pct", depth)) => match depth.parse::<usize>() {
-            Ok(depth) if depth >= 1 => Ok(Box::new(pct(depth))),
-            _ => Err(format!("the PCT depth {depth:?} is not a number ≥ 1")),
-        },
-        _ => Err("unknown strategy (known: random, pct, pct:D, portfolio)".to_string()),
     }
 }
 

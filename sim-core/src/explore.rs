@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, FailureKind, Outcome};
-use crate::strategy::{Choice, Divergence, Pct, Portfolio, Random, Strategy};
+use crate::strategy::{Choice, Divergence, Portfolio, Spec, Strategy};
 use crate::{Config, Simulation};
 
 /// Seeds a worker takes at a time. Small enough that a stop or a budget is noticed quickly,
@@ -72,14 +72,6 @@ pub struct Explorer {
     jobs: usize,
     shard: (u64, u64),
     stop_at_first: bool,
-}
-
-/// The strategies the explorer runs, by the names of [`crate::Check`] and the CLI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Spec {
-    Random,
-    Pct(usize),
-    Portfolio,
 }
 
 impl Default for Explorer {
@@ -132,27 +124,14 @@ impl Explorer {
     /// # Errors
     /// An unknown name or a PCT depth that is not a number ≥ 1, in one line.
     pub fn strategy(mut self, name: &str) -> Result<Self, String> {
-        self.strategy = match name.split_once(':') {
-            None if name == "random" => Spec::Random,
-            None if name == "pct" => Spec::Pct(3),
-            None if name == "portfolio" => Spec::Portfolio,
-            Some(("pct", depth)) => match depth.parse::<usize>() {
-                Ok(depth) if depth >= 1 && u32::try_from(depth).is_ok() => Spec::Pct(depth),
-                _ => return Err(format!("the PCT depth {depth:?} is not a number ≥ 1")),
-            },
-            _ => {
-                return Err(format!(
-                    "unknown strategy {name:?} (known: random, pct, pct:D, portfolio)"
-                ));
-            }
-        };
+        self.strategy = Spec::parse(name)?;
         Ok(self)
     }
 
     /// Pins the `k` (steps per run) of the `pct` and `pct:D` strategies. Without it, each seed
     /// draws its `k` as the portfolio's PCT members do ([`Portfolio::max_steps_for`]: from 16 to
     /// 16,384, log-uniformly), which suits programs of any length. Either way a run is a pure
-    /// function of its seed, which [`Pct::new`]'s `k`, learnt from the runs before, is not.
+    /// function of its seed, which [`crate::Pct::new`]'s `k`, learnt from the runs before, is not.
     ///
     /// # Panics
     /// If `max_steps` is 0.
@@ -270,14 +249,8 @@ impl Explorer {
     fn simulation(&self) -> (Simulation, Member) {
         let mut sim = Simulation::new(self.config.clone());
         let member = match self.strategy {
-            Spec::Random => {
-                sim.set_strategy(Box::new(Random::new()));
-                Member::Fixed
-            }
-            Spec::Pct(depth) => {
-                let pinned = self.pct_max_steps;
-                let pct = Pct::with_max_steps(depth, Portfolio::MAX_STEPS_MIN);
-                sim.set_strategy(Box::new(PctPerSeed { depth, pinned, pct }));
+            Spec::Random | Spec::Pct(_) => {
+                sim.set_strategy(self.strategy.build(self.pct_max_steps));
                 Member::Fixed
             }
             Spec::Portfolio => {
@@ -358,36 +331,6 @@ impl Strategy for Tracked {
     }
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
         self.portfolio.end(steps)
-    }
-}
-
-/// PCT whose `k` is pinned or drawn from the seed, so that a run never depends on the runs
-/// before it on the same thread.
-struct PctPerSeed {
-    depth: usize,
-    pinned: Option<u64>,
-    pct: Pct,
-}
-
-impl Strategy for PctPerSeed {
-    fn name(&self) -> &'static str {
-        self.pct.name()
-    }
-    fn begin(&mut self, seed: u64) {
-        let max_steps = self.pinned.unwrap_or_else(|| Portfolio::max_steps_for(seed));
-        if self.pct.max_steps() != max_steps {
-            self.pct = Pct::with_max_steps(self.depth, max_steps);
-        }
-        self.pct.begin(seed);
-    }
-    fn next_task(&mut self, choice: &Choice<'_>) -> Result<usize, Divergence> {
-        self.pct.next_task(choice)
-    }
-    fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
-        self.pct.next_draw(step, bound)
-    }
-    fn end(&mut self, steps: u64) -> Result<(), Divergence> {
-        self.pct.end(steps)
     }
 }
 

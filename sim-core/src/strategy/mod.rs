@@ -8,12 +8,14 @@ use std::fmt;
 use crate::TaskId;
 
 mod dfs;
+mod named;
 mod pct;
 mod portfolio;
 mod random;
 mod replay;
 
 pub use dfs::{Dfs, DfsReport, explore};
+pub(crate) use named::Spec;
 pub use pct::Pct;
 pub use portfolio::Portfolio;
 pub use random::Random;
