@@ -18,8 +18,8 @@ fn scenario(name: &str) -> Box<dyn Scenario> {
     find(name).expect("registered")
 }
 
-/// The failing seeds among `0..seeds`, with their failures (any outcome other than completed
-/// or a failure of `kind` panics).
+/// The failing seeds among `0..seeds`, with their failures; a failure of another kind than
+/// `kind`, or a limit, panics.
 fn failures(
     name: &str,
     variant: &str,
@@ -27,15 +27,9 @@ fn failures(
     seeds: u64,
     kind: FailureKind,
 ) -> Vec<(u64, Failure)> {
-    let scenario = scenario(name);
-    let mut sim = Simulation::default();
-    let mut found = Vec::new();
-    for seed in 0..seeds {
-        match run(&mut sim, scenario.as_ref(), variant, params, seed) {
-            Outcome::Completed => {}
-            Outcome::Failed(failure) if failure.kind == kind => found.push((seed, failure)),
-            other => panic!("{name} {variant} seed {seed}: {other}"),
-        }
+    let found = kdst_tests::scenario_failures(name, variant, params, seeds);
+    if let Some((seed, failure)) = found.iter().find(|(_, failure)| failure.kind != kind) {
+        panic!("{name} {variant} seed {seed}: {failure}");
     }
     found
 }

@@ -3,26 +3,12 @@
 //! `sync.Map.LoadOrStore` returns, mutated in place). The registry tests in `scenarios.rs` check
 //! the expectations and replay; these check what the failures say.
 
+use kdst_tests::scenario_failures as failures;
 use scenarios::{ParamError, Params, Scenario, find, run};
 use sim_core::{CONCURRENT_READ_WRITE, Failure, FailureKind, Outcome, Simulation};
 
 fn scenario(name: &str) -> Box<dyn Scenario> {
     find(name).unwrap_or_else(|| panic!("{name} is registered"))
-}
-
-/// The failures of `variant` over `seeds`, with their seeds; panics on a tripped limit.
-fn failures(name: &str, variant: &str, params: &Params, seeds: u64) -> Vec<(u64, Failure)> {
-    let scenario = scenario(name);
-    let mut sim = Simulation::default();
-    let mut found = Vec::new();
-    for seed in 0..seeds {
-        match run(&mut sim, scenario.as_ref(), variant, params, seed) {
-            Outcome::Completed => {}
-            Outcome::Failed(failure) => found.push((seed, failure)),
-            Outcome::LimitReached(limit) => panic!("{name} {variant} seed {seed}: {limit}"),
-        }
-    }
-    found
 }
 
 fn defaults(name: &str) -> Params {

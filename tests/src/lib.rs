@@ -32,3 +32,24 @@ pub fn failed(outcome: Outcome, kind: FailureKind) -> Failure {
 pub fn at(since_start: Duration) -> SimTime {
     SimTime::ZERO + since_start
 }
+
+/// The failing seeds among `0..seeds` of a registered scenario's `variant`, with their
+/// failures; a tripped limit panics (a limit is never a verdict).
+pub fn scenario_failures(
+    name: &str,
+    variant: &str,
+    params: &scenarios::Params,
+    seeds: u64,
+) -> Vec<(u64, Failure)> {
+    let scenario = scenarios::find(name).unwrap_or_else(|| panic!("{name} is registered"));
+    let mut sim = Simulation::default();
+    let mut found = Vec::new();
+    for seed in 0..seeds {
+        match scenarios::run(&mut sim, scenario.as_ref(), variant, params, seed) {
+            Outcome::Completed => {}
+            Outcome::Failed(failure) => found.push((seed, failure)),
+            Outcome::LimitReached(limit) => panic!("{name} {variant} seed {seed}: {limit}"),
+        }
+    }
+    found
+}
