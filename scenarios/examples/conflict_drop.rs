@@ -119,7 +119,7 @@ fn observed(server: &ApiServer) -> Result<(), String> {
 }
 
 const fn param(name: S, summary: S, unit: S, default: u64, min: u64, max: u64) -> Param {
-    Param { name, summary, unit, default, min, max }
+    Param { name, summary, unit, default, min, max, swarm: &[] }
 }
 
 fn main() -> ExitCode {

@@ -2,12 +2,13 @@
 //!
 //! ```sh
 //! # Seeds to the first failure of every buggy variant, from 100 different base seeds
-//! # (base b starts at seed b × 1,000,003): median and maximum.
-//! cargo run --release -p scenarios --example survey -- first-failures
+//! # (base b starts at seed b × 1,000,003): median and maximum. The strategy is the portfolio
+//! # with the swarm unless named (random, pct, pct:D).
+//! cargo run --release -p scenarios --example survey -- first-failures [STRATEGY]
 //!
-//! # Every fixed variant over N seeds (default 100,000), on every core: failures, steps,
-//! # virtual time, wall time.
-//! cargo run --release -p scenarios --example survey -- hold 100000
+//! # Every fixed variant over N seeds (default 100,000), on every core, with the portfolio and
+//! # the swarm unless a strategy is named: failures, steps, virtual time, wall time.
+//! cargo run --release -p scenarios --example survey -- hold 100000 [STRATEGY]
 //! ```
 //!
 //! Exit code 0 when every buggy variant failed from every base and no fixed variant failed,
@@ -17,30 +18,34 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use scenarios::{Expect, Params, Scenario, all, run};
+use scenarios::{Expect, Scenario, Target, all};
+use sim_core::strategy::by_name;
 use sim_core::{Outcome, Simulation};
 
 /// Seeds tried from one base before giving up.
 const SEARCH_MAX: u64 = 1_000;
 
-fn first_failures(bases: u64) -> bool {
+fn first_failures(bases: u64, strategy: &str) -> bool {
     let mut ok = true;
+    let swarm = strategy == "portfolio";
+    println!("strategy {strategy}{}", if swarm { " with the swarm" } else { "" });
     println!("| scenario | variant | median seeds to first failure | max | bases that failed |");
     println!("|---|---|---|---|---|");
     for scenario in all() {
-        let params = Params::defaults(scenario.as_ref());
         for variant in scenario.variants() {
             if variant.expect == Expect::Holds {
                 continue;
             }
+            let target = Target::new(scenario.name(), Some(variant.name))
+                .expect("a registered variant")
+                .with_swarm(swarm);
             let mut sim = Simulation::default();
+            sim.set_strategy(by_name(strategy).expect("a known strategy"));
             let mut counts = Vec::new();
             for base in 0..bases {
                 let start = base * 1_000_003;
-                let found = (0..SEARCH_MAX).find(|offset| {
-                    run(&mut sim, scenario.as_ref(), variant.name, &params, start + offset)
-                        .is_failure()
-                });
+                let found = (0..SEARCH_MAX)
+                    .find(|offset| target.run(&mut sim, start + offset).is_failure());
                 if let Some(offset) = found {
                     counts.push(offset + 1);
                 }
@@ -66,13 +71,17 @@ fn first_failures(bases: u64) -> bool {
 fn hold_range(
     scenario: &dyn Scenario,
     variant: &str,
+    strategy: &str,
     seeds: std::ops::Range<u64>,
 ) -> (Vec<String>, u64, u128) {
-    let params = Params::defaults(scenario);
+    let target = Target::new(scenario.name(), Some(variant))
+        .expect("a registered variant")
+        .with_swarm(strategy == "portfolio");
     let mut sim = Simulation::default();
+    sim.set_strategy(by_name(strategy).expect("a known strategy"));
     let (mut failures, mut steps, mut virtual_ns) = (Vec::new(), 0u64, 0u128);
     for seed in seeds {
-        let outcome = run(&mut sim, scenario, variant, &params, seed);
+        let outcome = target.run(&mut sim, seed);
         steps += sim.trace().len() as u64;
         virtual_ns += sim.trace().end_time().elapsed_since_start().as_nanos();
         if outcome != Outcome::Completed {
@@ -82,9 +91,10 @@ fn hold_range(
     (failures, steps, virtual_ns)
 }
 
-fn hold(seeds: u64) -> bool {
+fn hold(seeds: u64, strategy: &str) -> bool {
     let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
     let mut ok = true;
+    println!("strategy {strategy}");
     println!("| scenario | variant | seeds | failures | steps | virtual time | wall time |");
     println!("|---|---|---|---|---|---|---|");
     for (index, scenario) in all().iter().enumerate() {
@@ -101,7 +111,7 @@ fn hold(seeds: u64) -> bool {
                         let name = variant.name;
                         scope.spawn(move || {
                             let scenario = &all()[index];
-                            hold_range(scenario.as_ref(), name, range)
+                            hold_range(scenario.as_ref(), name, strategy, range)
                         })
                     })
                     .collect();
@@ -129,17 +139,31 @@ fn hold(seeds: u64) -> bool {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["first-failures"] => first_failures(100),
-        ["hold"] => hold(100_000),
-        ["hold", n] => match n.parse() {
-            Ok(n) => hold(n),
+        ["first-failures"] => first_failures(100, "portfolio"),
+        ["first-failures", strategy] => match by_name(strategy) {
+            Ok(_) => first_failures(100, strategy),
+            Err(message) => {
+                eprintln!("survey: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        ["hold"] => hold(100_000, "portfolio"),
+        ["hold", n] | ["hold", n, _] => match n.parse() {
+            Ok(n) => {
+                let strategy = args.get(2).map_or("portfolio", String::as_str);
+                if let Err(message) = by_name(strategy) {
+                    eprintln!("survey: {message}");
+                    return ExitCode::from(2);
+                }
+                hold(n, strategy)
+            }
             Err(_) => {
                 eprintln!("survey: {n:?} is not a number of seeds");
                 return ExitCode::from(2);
             }
         },
         _ => {
-            eprintln!("usage: survey first-failures | survey hold [SEEDS]");
+            eprintln!("usage: survey first-failures [STRATEGY] | survey hold [SEEDS [STRATEGY]]");
             return ExitCode::from(2);
         }
     };

@@ -39,8 +39,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apiserver_fake::{
-    Action, ApiError, ApiServer, Cache, Client, ClientConfig, Controller, DeleteOptions, Informer,
-    InformerConfig, KindInfo, Object, ObjectKey, ReconcileResult, Registry, Selector, ServerConfig,
+    Action, ApiError, ApiServer, Cache, Client, Controller, DeleteOptions, Informer, KindInfo,
+    Object, ObjectKey, ReconcileResult, Registry, Selector, ServerConfig,
 };
 use serde_json::{Value, json};
 use sim_core::sync::channel;
@@ -367,6 +367,7 @@ const PARAMS: &[Param] = &[
         default: 4,
         min: 1,
         max: 50,
+        swarm: &[2, 4, 8],
     },
     Param {
         name: "tenants",
@@ -375,6 +376,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 20,
+        swarm: &[1, 2],
     },
     Param {
         name: "namespaces",
@@ -383,6 +385,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 20,
+        swarm: &[1, 2],
     },
     Param {
         name: "sections",
@@ -391,6 +394,7 @@ const PARAMS: &[Param] = &[
         default: 1,
         min: 1,
         max: 10,
+        swarm: &[1, 2],
     },
     Param {
         name: "resync-ms",
@@ -399,6 +403,7 @@ const PARAMS: &[Param] = &[
         default: 60_000,
         min: 100,
         max: 3_600_000,
+        swarm: &[],
     },
     Param {
         name: "reconciles",
@@ -407,7 +412,10 @@ const PARAMS: &[Param] = &[
         default: 3,
         min: 1,
         max: 100,
+        swarm: &[1, 3],
     },
+    crate::API_LATENCY,
+    crate::CACHE_LAG,
 ];
 
 const VARIANTS: &[Variant] = &[
@@ -440,10 +448,10 @@ impl ReplicationWrites {
         ));
         let server = ApiServer::new(registry, ServerConfig::default());
         populate(&server, params);
-        let client = Client::new(&server, "capsule", ClientConfig::default());
+        let client = Client::new(&server, "capsule", crate::client_config(params));
         let informer = |kind: &str, api_version: &str| {
             let name = format!("{}-informer", kind.to_lowercase());
-            Informer::new(&name, &client, api_version, kind, None, InformerConfig::default())
+            Informer::new(&name, &client, api_version, kind, None, crate::informer_config(params))
         };
         let resources = informer("GlobalTenantResource", GROUP);
         let tenants = informer("Tenant", GROUP);

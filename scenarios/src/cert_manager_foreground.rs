@@ -89,6 +89,7 @@ const PARAMS: &[Param] = &[
         default: 2_000,
         min: 0,
         max: 60_000,
+        swarm: &[],
     },
     Param {
         name: "finalizer-delay-max-ms",
@@ -97,6 +98,7 @@ const PARAMS: &[Param] = &[
         default: 0,
         min: 0,
         max: 120_000,
+        swarm: &[],
     },
     Param {
         name: "certificates",
@@ -105,6 +107,7 @@ const PARAMS: &[Param] = &[
         default: 1,
         min: 1,
         max: 20,
+        swarm: &[1, 2],
     },
     Param {
         name: "workers",
@@ -113,6 +116,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 10,
+        swarm: &[1, 2, 4],
     },
     Param {
         name: "cache-latency-ms",
@@ -121,6 +125,7 @@ const PARAMS: &[Param] = &[
         default: 5,
         min: 0,
         max: 1_000,
+        swarm: &[0, 5, 50],
     },
     Param {
         name: "sign-delay-ms",
@@ -129,6 +134,7 @@ const PARAMS: &[Param] = &[
         default: 10_000,
         min: 0,
         max: 600_000,
+        swarm: &[1_000, 10_000],
     },
     Param {
         name: "deletion-bound-s",
@@ -137,6 +143,7 @@ const PARAMS: &[Param] = &[
         default: 120,
         min: 10,
         max: 3_600,
+        swarm: &[],
     },
     Param {
         name: "e2e-check",
@@ -145,6 +152,7 @@ const PARAMS: &[Param] = &[
         default: 0,
         min: 0,
         max: 1,
+        swarm: &[],
     },
 ];
 

@@ -150,6 +150,7 @@ const PARAMS: &[Param] = &[
         default: 3,
         min: 1,
         max: 50,
+        swarm: &[2, 3, 8],
     },
     Param {
         name: "workers",
@@ -158,6 +159,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 16,
+        swarm: &[2, 4],
     },
     Param {
         name: "churn",
@@ -166,6 +168,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 0,
         max: 20,
+        swarm: &[1, 2, 5],
     },
     Param {
         name: "delivery-ms",
@@ -174,6 +177,7 @@ const PARAMS: &[Param] = &[
         default: 5,
         min: 0,
         max: 1_000,
+        swarm: &[0, 5, 50],
     },
 ];
 

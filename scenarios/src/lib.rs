@@ -20,14 +20,16 @@
 //! }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use apiserver_fake::{ClientConfig, InformerConfig, Latency};
 use sim_core::{FailureKind, Outcome, Simulation};
 
 /// The Kubernetes machinery the scenarios run on.
 pub use apiserver_fake;
+pub use search::{Target, TargetError};
 
 /// What a variant is expected to do under search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +66,9 @@ pub struct Param {
     pub min: u64,
     /// The largest allowed value.
     pub max: u64,
+    /// The values the portfolio's swarm draws from, each equally likely (empty: the swarm keeps
+    /// the default). See [`Params::swarm`].
+    pub swarm: &'static [u64],
 }
 
 /// A parameter that could not be set.
@@ -109,6 +114,8 @@ impl std::error::Error for ParamError {}
 pub struct Params {
     specs: Vec<Param>,
     values: BTreeMap<&'static str, u64>,
+    /// The parameters set explicitly: the swarm leaves them alone.
+    pinned: BTreeSet<&'static str>,
 }
 
 impl Params {
@@ -116,7 +123,7 @@ impl Params {
     pub fn defaults(scenario: &dyn Scenario) -> Self {
         let specs = scenario.params().to_vec();
         let values = specs.iter().map(|p| (p.name, p.default)).collect();
-        Params { specs, values }
+        Params { specs, values, pinned: BTreeSet::new() }
     }
 
     /// Sets a parameter, checking its name and range.
@@ -136,7 +143,38 @@ impl Params {
             });
         }
         self.values.insert(spec.name, value);
+        self.pinned.insert(spec.name);
         Ok(())
+    }
+
+    /// Whether `name` was set explicitly ([`Params::set`]), so the swarm keeps it.
+    pub fn is_pinned(&self, name: &str) -> bool {
+        self.pinned.contains(name)
+    }
+
+    /// The parameters of `seed` under swarm testing (Groce, Zhang, Eide, Chen and Regehr, "Swarm
+    /// Testing", ISSTA 2012): each parameter that was not set explicitly and has a
+    /// [`Param::swarm`] list takes one of the list's values, picked by a hash of the seed and the
+    /// parameter's name. So every seed runs its own configuration (one seed has no API latency
+    /// and eight objects, the next the defaults), a seed always draws the same one (replaying
+    /// seed N replays its parameters too), and the draw does not touch the run's random streams.
+    ///
+    /// Bugs that need two controllers to act at the same virtual instant, or a rare size, are
+    /// found far sooner across such configurations than at the defaults alone; the defaults stay
+    /// among the choices.
+    pub fn swarm(&self, seed: u64) -> Params {
+        let mut drawn = self.clone();
+        for spec in &self.specs {
+            if spec.swarm.is_empty() || self.is_pinned(spec.name) {
+                continue;
+            }
+            let name_hash = spec.name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let pick = splitmix64(seed ^ name_hash) % spec.swarm.len() as u64;
+            drawn.values.insert(spec.name, spec.swarm[pick as usize]);
+        }
+        drawn
     }
 
     /// The same parameters with one changed (see [`Params::set`]).
@@ -177,6 +215,58 @@ impl fmt::Display for Params {
         let pairs: Vec<String> = self.pairs().iter().map(|(n, v)| format!("{n}={v}")).collect();
         f.write_str(&pairs.join(" "))
     }
+}
+
+/// `api-latency-us`, shared by the scenarios whose controllers call the API server: the longest
+/// one-way leg of a call, each leg drawn uniformly from a tenth of it up to it. The default (2 ms)
+/// is [`ClientConfig::default`]'s. `0` removes the latency: every leg is still a scheduling
+/// point, so calls interleave, but only the schedule decides the order. That makes a run a
+/// function of its schedule alone, which bounded exhaustive search (`dfs`) needs to reach
+/// interleavings that the seed's timing would otherwise rule out.
+pub const API_LATENCY: Param = Param {
+    name: "api-latency-us",
+    summary: "longest one-way leg of an API call, each leg uniform from a tenth of it (0: none)",
+    unit: "µs",
+    default: 2_000,
+    min: 0,
+    max: 10_000_000,
+    swarm: &[0, 2_000],
+};
+
+/// The client configuration [`API_LATENCY`] describes.
+pub fn client_config(params: &Params) -> ClientConfig {
+    let max = Duration::from_micros(params.get(API_LATENCY.name));
+    ClientConfig::default().with_latency(Latency::range(max / 10, max))
+}
+
+/// `cache-lag-us`, shared by the scenarios whose controllers read from informers: the longest
+/// time a watch event takes to reach an informer's cache, drawn per event from zero up to it.
+/// The default (5 ms) is [`InformerConfig::default`]'s; `0` delivers at once (still through the
+/// informer's own task). Two informers with independent lags rarely hand their controllers
+/// events at the same virtual instant, which races between controllers need; the portfolio's
+/// swarm draws this parameter, and `dfs` runs want it at `0` (see [`API_LATENCY`]).
+pub const CACHE_LAG: Param = Param {
+    name: "cache-lag-us",
+    summary: "longest delay of a watch event on its way to an informer's cache (0: none)",
+    unit: "µs",
+    default: 5_000,
+    min: 0,
+    max: 10_000_000,
+    swarm: &[0, 5_000],
+};
+
+/// The informer configuration [`CACHE_LAG`] describes.
+pub fn informer_config(params: &Params) -> InformerConfig {
+    let max = Duration::from_micros(params.get(CACHE_LAG.name));
+    InformerConfig::default().with_delivery_delay(Latency::range(Duration::ZERO, max))
+}
+
+/// SplitMix64's finaliser: a well-mixed 64-bit hash.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// A model of one real bug.
@@ -241,5 +331,6 @@ pub mod capsule;
 pub mod cert_manager_foreground;
 pub mod cert_manager_scheme;
 pub mod informer_cache;
+pub mod search;
 pub mod submariner;
 pub mod syncmap_lost_update;

@@ -24,8 +24,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apiserver_fake::{
-    Action, ApiServer, Client, ClientConfig, Controller, DeleteOptions, Informer, InformerConfig,
-    KindInfo, Object, ObjectKey, ReconcileResult, Registry, ServerConfig,
+    Action, ApiServer, Client, Controller, DeleteOptions, Informer, KindInfo, Object, ObjectKey,
+    ReconcileResult, Registry, ServerConfig,
 };
 use serde_json::json;
 use sim_core::{FailureKind, GoMap, SyncMap, enter, event, sleep, spawn};
@@ -88,6 +88,7 @@ const PARAMS: &[Param] = &[
         default: 500,
         min: 10,
         max: 10_000,
+        swarm: &[100, 500],
     },
     Param {
         name: "uninstall-ms",
@@ -96,6 +97,7 @@ const PARAMS: &[Param] = &[
         default: 1_500,
         min: 0,
         max: 60_000,
+        swarm: &[0, 1_500],
     },
     Param {
         name: "submariner-images",
@@ -104,6 +106,7 @@ const PARAMS: &[Param] = &[
         default: 3,
         min: 1,
         max: 10,
+        swarm: &[3, 6],
     },
     Param {
         name: "servicediscovery-images",
@@ -112,7 +115,10 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 10,
+        swarm: &[2, 4],
     },
+    crate::API_LATENCY,
+    crate::CACHE_LAG,
 ];
 
 const VARIANTS: &[Variant] = &[
@@ -175,9 +181,9 @@ impl Scenario for LogIfChanged {
             ("servicediscovery", "ServiceDiscovery", params.count("servicediscovery-images")),
         ];
         for (name, kind, count) in images {
-            let client = Client::new(&server, name, ClientConfig::default());
+            let client = Client::new(&server, name, crate::client_config(params));
             let informer =
-                Informer::new(name, &client, GROUP, kind, None, InformerConfig::default());
+                Informer::new(name, &client, GROUP, kind, None, crate::informer_config(params));
             let controller = Controller::new(&format!("{name}-controller"), 1);
             controller.watches(&informer);
             informer.start();
@@ -188,7 +194,7 @@ impl Scenario for LogIfChanged {
                 async move { cleanup.reconcile(key, object).await }
             });
         }
-        let user = Client::new(&server, "user", ClientConfig::default());
+        let user = Client::new(&server, "user", crate::client_config(params));
         // Both resources are deleted at once (the re-installation in issue 2872): two
         // concurrent DELETEs, as `subctl uninstall` / the broker's deletion issue them.
         for kind in ["Submariner", "ServiceDiscovery"] {

@@ -149,6 +149,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 20,
+        swarm: &[2, 4],
     },
     Param {
         name: "namespaces",
@@ -157,6 +158,7 @@ const PARAMS: &[Param] = &[
         default: 3,
         min: 1,
         max: 20,
+        swarm: &[2, 3],
     },
     Param {
         name: "workers",
@@ -165,6 +167,7 @@ const PARAMS: &[Param] = &[
         default: 2,
         min: 1,
         max: 16,
+        swarm: &[2, 4],
     },
 ];
 

@@ -49,8 +49,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, FailureKind, Outcome};
@@ -62,8 +62,9 @@ use crate::{Config, Simulation};
 const CHUNK: u64 = 16;
 
 /// A search over many seeds. Build it, then [`Explorer::run`] it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Explorer {
+    progress: Option<ProgressHook>,
     config: Config,
     seeds: Option<Range<u64>>,
     time_budget: Option<Duration>,
@@ -72,6 +73,42 @@ pub struct Explorer {
     jobs: usize,
     shard: (u64, u64),
     stop_at_first: bool,
+}
+
+/// A progress callback, shared by the worker threads.
+type ProgressHook = (Arc<dyn Fn(&Progress) + Send + Sync>, Duration);
+
+/// How far a running search is, for progress displays ([`Explorer::progress`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Schedules run so far (every thread's, folded or not).
+    pub schedules: u64,
+    /// Runs that failed so far.
+    pub failures: u64,
+    /// Wall time since the search started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Schedules per wall-clock second so far.
+    pub fn schedules_per_second(&self) -> f64 {
+        self.schedules as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Debug for Explorer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Explorer")
+            .field("config", &self.config)
+            .field("seeds", &self.seeds)
+            .field("time_budget", &self.time_budget)
+            .field("strategy", &self.strategy)
+            .field("jobs", &self.jobs)
+            .field("shard", &self.shard)
+            .field("stop_at_first", &self.stop_at_first)
+            .field("progress", &self.progress.as_ref().map(|(_, every)| every))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Explorer {
@@ -88,6 +125,7 @@ impl Explorer {
     /// failure.
     pub fn new() -> Self {
         Explorer {
+            progress: None,
             config: Config::default(),
             seeds: None,
             time_budget: None,
@@ -168,6 +206,18 @@ impl Explorer {
         self
     }
 
+    /// Calls `report` about every `every` of wall time while the search runs (from whichever
+    /// worker thread is due), with the schedules and failures so far: for a progress line.
+    /// Reporting does not change what is searched or found.
+    pub fn progress(
+        mut self,
+        every: Duration,
+        report: impl Fn(&Progress) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some((Arc::new(report), every));
+        self
+    }
+
     /// Runs the search. `run_seed(sim, seed)` must run `seed` once on `sim` and return its
     /// outcome: `|sim, seed| sim.run(seed, setup)`, or `scenarios::run(sim, …, seed)` with
     /// parameters drawn from the seed. `sim` comes with the search's strategy and config; each
@@ -183,7 +233,7 @@ impl Explorer {
         #[allow(clippy::disallowed_methods)] // the explorer's own wall clock, not a simulation's
         let started = Instant::now();
         let plan = Plan::new(self, started);
-        let shared = Shared::new(self.stop_at_first);
+        let shared = Shared::new(self.stop_at_first, started);
         let threads = self.jobs.min(usize::try_from(plan.chunks()).unwrap_or(usize::MAX)).max(1);
         if threads == 1 {
             self.work(&plan, &shared, &run_seed);
@@ -231,6 +281,7 @@ impl Explorer {
                     "kdst: the explorer's run closure must run the seed it is given"
                 );
                 let failed = outcome.is_failure();
+                shared.ran(failed, self.progress.as_ref());
                 result.tally.record(seed, plan.member_name(&member), &sim, outcome);
                 result.stop = position + 1;
                 if failed && self.stop_at_first {
@@ -406,11 +457,41 @@ struct Shared {
     /// Set when the search is over early (stop-at-first, or a worker panicked).
     halt: AtomicBool,
     ledger: Mutex<Ledger>,
+    /// Runs and failed runs so far, for progress reports.
+    ran: AtomicU64,
+    failed: AtomicU64,
+    started: Instant,
+    /// When progress was last reported, in milliseconds since `started`.
+    reported_ms: AtomicU64,
 }
 
 impl Shared {
-    fn new(stop_at_first: bool) -> Shared {
+    /// Counts one run and reports progress if a report is due.
+    fn ran(&self, failed: bool, progress: Option<&ProgressHook>) {
+        let schedules = self.ran.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures =
+            self.failed.fetch_add(u64::from(failed), Ordering::Relaxed) + u64::from(failed);
+        let Some((report, every)) = progress else { return };
+        let elapsed = self.started.elapsed();
+        let now_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let last = self.reported_ms.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last) >= u64::try_from(every.as_millis()).unwrap_or(0);
+        if due
+            && self
+                .reported_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            report(&Progress { schedules, failures, elapsed });
+        }
+    }
+
+    fn new(stop_at_first: bool, started: Instant) -> Shared {
         Shared {
+            ran: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            started,
+            reported_ms: AtomicU64::new(0),
             next_chunk: AtomicU64::new(0),
             first_failing: AtomicU64::new(u64::MAX),
             halt: AtomicBool::new(false),

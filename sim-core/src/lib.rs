@@ -90,12 +90,12 @@ mod trace;
 pub use check::{Check, CheckReport};
 pub use config::Config;
 pub use executor::Simulation;
-pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure};
+pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress};
 pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
 pub use rng::{
-    choose, fnv1a, fork, random_bool, random_duration, random_range, random_u64, with_stream,
+    choose, fnv1a, fork, random_bool, random_duration, random_range, random_u64, seed, with_stream,
 };
 pub use schedule::Schedule;
 pub use shrink::{ShrinkError, Shrunk, shrink};

@@ -116,6 +116,15 @@ impl Streams {
     }
 }
 
+/// The seed of the running simulation: for setups that derive their configuration from it (a
+/// swarm's parameters), so that the seed alone still names the run.
+///
+/// # Panics
+/// Outside a simulation.
+pub fn seed() -> u64 {
+    context::with_state("seed", |state| state.streams.seed)
+}
+
 /// Runs `f` with the run's stream labelled `label` (created on first use).
 ///
 /// # Panics

@@ -14,7 +14,7 @@ use sim_core::{
 
 /// `tasks` tasks; task `i` yields `yields[i]` times, so it runs `yields[i] + 1` steps and never
 /// blocks.
-fn yielders(yields: &'static [u32]) -> impl Fn() {
+pub(crate) fn yielders(yields: &'static [u32]) -> impl Fn() {
     move || {
         for (worker, &count) in yields.iter().enumerate() {
             spawn(format!("worker-{worker}"), async move {

@@ -4,6 +4,7 @@ mod apiserver;
 mod check;
 mod determinism;
 mod dfs;
+mod dfs_delays;
 mod executor;
 mod explore;
 mod gc;

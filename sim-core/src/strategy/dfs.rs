@@ -74,11 +74,38 @@ pub struct Dfs {
     state: Rc<RefCell<Search>>,
 }
 
+/// What a search's bound counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundKind {
+    /// Preemptions (CHESS): picking another task while the current one is still runnable costs 1;
+    /// a switch where the current task blocked or finished is free, so every order of the
+    /// runnable tasks there is tried.
+    Preemptions,
+    /// Delays (Emmi, Qadeer and Rakamarić, "Delay-Bounded Scheduling", POPL 2011): the
+    /// deterministic scheduler keeps running the current task and, when it blocks, moves on
+    /// round-robin by task id; skipping `d` tasks of that order costs `d`, wherever it happens.
+    /// Every schedule within `B` delays is also within `B` preemptions, but not the other way
+    /// round: the search is smaller (polynomial in the program's length for a fixed `B`, where
+    /// free switches make preemption bounding exponential in the number of tasks that start
+    /// together) and its guarantee weaker.
+    Delays,
+}
+
+impl BoundKind {
+    /// `preemptions` or `delays`, as summaries say it.
+    pub fn unit(self) -> &'static str {
+        match self {
+            BoundKind::Preemptions => "preemptions",
+            BoundKind::Delays => "delays",
+        }
+    }
+}
+
 /// What was possible at one choice point.
 #[derive(Clone, Debug)]
 enum Point {
-    /// A pick among `runnable` (sorted by id); `default` is the position of the task taken first.
-    Task { runnable: Vec<TaskId>, current: Option<TaskId>, default: usize },
+    /// A pick among `runnable` (sorted by id), tried in `order` (the default first).
+    Task { runnable: Vec<TaskId>, current: Option<TaskId>, order: Vec<TaskId> },
     /// A [`crate::choose`] of a value below `bound`.
     Draw { bound: u64 },
 }
@@ -91,15 +118,18 @@ struct Frame {
     /// The alternative taken: for a task, its rank in exploration order (0 is the default, then
     /// the other tasks by increasing id); for a draw, the value.
     taken: u64,
-    /// Preemptions used before this choice.
+    /// Preemptions (or delays) used before this choice.
     preemptions: u32,
+    /// What the bound counts.
+    kind: BoundKind,
 }
 
 impl Frame {
-    /// What taking alternative `rank` costs in preemptions.
+    /// What taking alternative `rank` costs in preemptions (or delays).
     fn cost(&self, rank: u64) -> u32 {
-        match &self.point {
-            Point::Task { current: Some(_), .. } if rank > 0 => 1,
+        match (&self.point, self.kind) {
+            (Point::Task { current: Some(_), .. }, BoundKind::Preemptions) if rank > 0 => 1,
+            (Point::Task { .. }, BoundKind::Delays) => u32::try_from(rank).unwrap_or(u32::MAX),
             _ => 0,
         }
     }
@@ -114,21 +144,14 @@ impl Frame {
     /// The next untried alternative that stays within `bound` preemptions.
     fn next_alternative(&self, bound: u32) -> Option<u64> {
         let next = self.taken + 1;
-        (next < self.alternatives() && self.preemptions + self.cost(next) <= bound).then_some(next)
+        let cost = self.preemptions.saturating_add(self.cost(next));
+        (next < self.alternatives() && cost <= bound).then_some(next)
     }
 
     /// The task taken, for a task frame.
     fn task(&self) -> TaskId {
         match &self.point {
-            Point::Task { runnable, default, .. } => {
-                let rank = self.taken as usize;
-                let position = match rank {
-                    0 => *default,
-                    _ if rank > *default => rank,
-                    _ => rank - 1,
-                };
-                runnable[position]
-            }
+            Point::Task { order, .. } => order[self.taken as usize],
             Point::Draw { .. } => unreachable!("kdst internal: a draw frame has no task"),
         }
     }
@@ -137,6 +160,9 @@ impl Frame {
 #[derive(Debug)]
 struct Search {
     bound: u32,
+    kind: BoundKind,
+    /// The task picked last in this run (for the round-robin order of delay bounding).
+    last: Option<TaskId>,
     limit: u64,
     path: Vec<Frame>,
     /// The next frame of the path this run reaches.
@@ -160,9 +186,11 @@ struct Search {
 }
 
 impl Search {
-    fn new(bound: u32, limit: u64) -> Self {
+    fn new(bound: u32, kind: BoundKind, limit: u64) -> Self {
         Search {
             bound,
+            kind,
+            last: None,
             limit,
             path: Vec::new(),
             cursor: 0,
@@ -233,7 +261,7 @@ impl Search {
 
     fn summary(&self) -> String {
         let (schedules, bound) = (self.schedules, self.bound);
-        let within = format!("within {bound} preemptions");
+        let within = format!("within {bound} {}", self.kind.unit());
         if let Some(reason) = &self.stopped {
             return format!(
                 "the search stopped after {schedules} schedules {within}: nondeterminism: {reason}"
@@ -278,12 +306,23 @@ impl Dfs {
     /// strategy cannot refuse a run, so the driver checks it ([`explore`] does). A search that
     /// stops at its limit is never reported as complete.
     pub fn with_limit(preemption_bound: u32, max_schedules: u64) -> Self {
-        Dfs { state: Rc::new(RefCell::new(Search::new(preemption_bound, max_schedules))) }
+        Dfs::bounded(BoundKind::Preemptions, preemption_bound, max_schedules)
     }
 
-    /// The preemption bound B.
+    /// A search of every schedule within `bound` of `kind` (preemptions or delays), that calls
+    /// itself done after `max_schedules` runs (`u64::MAX` for no limit).
+    pub fn bounded(kind: BoundKind, bound: u32, max_schedules: u64) -> Self {
+        Dfs { state: Rc::new(RefCell::new(Search::new(bound, kind, max_schedules))) }
+    }
+
+    /// The bound B (in preemptions or delays: [`Dfs::bound_kind`]).
     pub fn preemption_bound(&self) -> u32 {
         self.state.borrow().bound
+    }
+
+    /// What the bound counts.
+    pub fn bound_kind(&self) -> BoundKind {
+        self.state.borrow().kind
     }
 
     /// The limit on schedules (`u64::MAX` for none).
@@ -354,14 +393,15 @@ impl Strategy for Dfs {
     fn begin(&mut self, seed: u64) {
         let mut state = self.state.borrow_mut();
         if state.complete {
-            let (bound, limit) = (state.bound, state.limit);
-            *state = Search::new(bound, limit);
+            let (bound, kind, limit) = (state.bound, state.kind, state.limit);
+            *state = Search::new(bound, kind, limit);
         }
         state.first_seed.get_or_insert(seed);
         state.seed = seed;
         state.schedules += 1;
         state.cursor = 0;
         state.preemptions = 0;
+        state.last = None;
         state.diverged = false;
     }
 
@@ -400,21 +440,20 @@ impl Strategy for Dfs {
             state.scratch = sorted;
             task
         } else {
-            let default = choice
-                .current
-                .and_then(|current| sorted.iter().position(|&task| task == current))
-                .unwrap_or(0);
+            let order = exploration_order(state.kind, &sorted, choice.current, state.last);
             let frame = Frame {
                 step: choice.step,
-                point: Point::Task { runnable: sorted, current: choice.current, default },
+                point: Point::Task { runnable: sorted, current: choice.current, order },
                 taken: 0,
                 preemptions: state.preemptions,
+                kind: state.kind,
             };
             let task = frame.task();
             state.path.push(frame);
             state.take();
             task
         };
+        state.last = Some(task);
         let index = choice.runnable.iter().position(|&runnable| runnable == task);
         Ok(index.expect("kdst internal: dfs picked a task that is not runnable"))
     }
@@ -435,8 +474,9 @@ impl Strategy for Dfs {
                 )));
             }
         } else {
-            let preemptions = state.preemptions;
-            state.path.push(Frame { step, point: Point::Draw { bound }, taken: 0, preemptions });
+            let (preemptions, kind) = (state.preemptions, state.kind);
+            let point = Point::Draw { bound };
+            state.path.push(Frame { step, point, taken: 0, preemptions, kind });
         }
         Ok(state.take())
     }
@@ -456,6 +496,33 @@ impl Strategy for Dfs {
         state.backtrack();
         Ok(())
     }
+}
+
+/// The order in which a choice point's alternatives are tried; the first is the default.
+///
+/// Preemption bounding: the current task, then the others by increasing id. Delay bounding: the
+/// round-robin order of a scheduler that keeps running the current task and otherwise moves on
+/// to the next id after the task that ran last, wrapping around.
+fn exploration_order(
+    kind: BoundKind,
+    sorted: &[TaskId],
+    current: Option<TaskId>,
+    last: Option<TaskId>,
+) -> Vec<TaskId> {
+    let mut order = Vec::with_capacity(sorted.len());
+    order.extend(current);
+    match kind {
+        BoundKind::Preemptions => {
+            order.extend(sorted.iter().filter(|&&task| Some(task) != current));
+        }
+        BoundKind::Delays => {
+            // Tasks after the last one by id, then from the lowest id around to it.
+            let split = last.map_or(0, |last| sorted.partition_point(|&task| task <= last));
+            let (before, after) = sorted.split_at(split);
+            order.extend(after.iter().chain(before).filter(|&&task| Some(task) != current));
+        }
+    }
+    order
 }
 
 fn describe(frame: &Frame) -> String {
@@ -482,8 +549,10 @@ fn list(tasks: &[TaskId]) -> String {
 /// What [`explore`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DfsReport {
-    /// The preemption bound B.
+    /// The bound B.
     pub bound: u32,
+    /// What the bound counts (preemptions or delays).
+    pub kind: BoundKind,
     /// Schedules run.
     pub schedules: u64,
     /// Whether every schedule within the bound ran (never true when the limit stopped the search).
@@ -506,7 +575,12 @@ pub struct DfsReport {
 /// [`Simulation::schedule`] writes the failing run, which [`super::Replay`] reproduces). Every
 /// run uses seed 0.
 pub fn explore(sim: &mut Simulation, bound: u32, limit: u64, setup: impl Fn()) -> DfsReport {
-    let dfs = Dfs::with_limit(bound, limit);
+    explore_with(sim, Dfs::with_limit(bound, limit), setup)
+}
+
+/// [`explore`] with a search built by the caller, e.g. a delay-bounded one
+/// ([`Dfs::bounded`] with [`BoundKind::Delays`]).
+pub fn explore_with(sim: &mut Simulation, dfs: Dfs, setup: impl Fn()) -> DfsReport {
     sim.set_strategy(Box::new(dfs.clone()));
     let mut first_failure = None;
     while !dfs.is_complete() && !dfs.limit_reached() {
@@ -519,7 +593,8 @@ pub fn explore(sim: &mut Simulation, bound: u32, limit: u64, setup: impl Fn()) -
         }
     }
     DfsReport {
-        bound,
+        bound: dfs.preemption_bound(),
+        kind: dfs.bound_kind(),
         schedules: dfs.schedules(),
         complete: dfs.is_complete(),
         limit_reached: dfs.limit_reached(),

@@ -1,0 +1,374 @@
+//! A scenario run picked by name: the target of `kdst run`, `kdst explore` and `kdst replay`,
+//! the swarm's per-seed parameters, schedule files that name their scenario, and the failure
+//! report.
+//!
+//! A [`Target`] is a scenario, a variant and parameters. Parameters given explicitly are pinned;
+//! with the swarm on (the portfolio's default, see [`Params::swarm`]) each seed draws the others
+//! from their swarm lists, so the seed alone still names the run: replaying seed N with the same
+//! strategy draws the same parameters again, and the report prints them.
+
+use std::fmt::{self, Write as _};
+use std::path::Path;
+
+use sim_core::{Outcome, Schedule, Simulation, Trace};
+
+use crate::{Expect, ParamError, Params, Scenario, Variant};
+
+/// What could not be resolved into a [`Target`]. Each renders as one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetError {
+    /// No scenario has this name.
+    UnknownScenario {
+        /// What was asked for.
+        name: String,
+        /// The closest registered name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// The scenario has no such variant.
+    UnknownVariant {
+        /// The scenario.
+        scenario: &'static str,
+        /// What was asked for.
+        name: String,
+        /// The closest variant, if one is close.
+        suggestion: Option<String>,
+        /// The variants there are.
+        known: Vec<&'static str>,
+    },
+    /// `--param` was not `name=value` with a number.
+    MalformedParam(String),
+    /// A parameter is unknown or out of range.
+    Param(ParamError),
+    /// A schedule file belongs to no scenario, or lacks what a scenario run needs.
+    Schedule(String),
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::UnknownScenario { name, suggestion } => {
+                write!(f, "unknown scenario {name:?}")?;
+                match suggestion {
+                    Some(close) => write!(f, " (did you mean {close:?}? `kdst list` shows all)"),
+                    None => write!(f, " (`kdst list` shows the scenarios)"),
+                }
+            }
+            TargetError::UnknownVariant { scenario, name, suggestion, known } => {
+                write!(f, "scenario {scenario} has no variant {name:?}")?;
+                if let Some(close) = suggestion {
+                    write!(f, " (did you mean {close:?}?)")?;
+                }
+                write!(f, "; its variants: {}", known.join(", "))
+            }
+            TargetError::MalformedParam(text) => {
+                write!(f, "--param {text:?} is not NAME=VALUE with VALUE a whole number")
+            }
+            TargetError::Param(error) => write!(f, "--param: {error}"),
+            TargetError::Schedule(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+impl From<ParamError> for TargetError {
+    fn from(error: ParamError) -> Self {
+        TargetError::Param(error)
+    }
+}
+
+/// A scenario, one of its variants, and parameters.
+pub struct Target {
+    scenario: Box<dyn Scenario>,
+    variant: &'static Variant,
+    params: Params,
+    swarm: bool,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("scenario", &self.scenario.name())
+            .field("variant", &self.variant.name)
+            .field("params", &self.params.to_string())
+            .field("swarm", &self.swarm)
+            .finish()
+    }
+}
+
+impl Target {
+    /// The scenario named `scenario` with `variant` (its first, buggy, variant when `None`), at
+    /// its default parameters, without the swarm.
+    ///
+    /// # Errors
+    /// An unknown scenario or variant, with the closest name when one is close.
+    pub fn new(scenario: &str, variant: Option<&str>) -> Result<Target, TargetError> {
+        let Some(found) = crate::find(scenario) else {
+            let names: Vec<&'static str> = crate::all().iter().map(|s| s.name()).collect();
+            return Err(TargetError::UnknownScenario {
+                name: scenario.to_string(),
+                suggestion: closest(scenario, &names).map(str::to_string),
+            });
+        };
+        let variants = found.variants();
+        let variant = match variant {
+            None => &variants[0],
+            Some(name) => match found.variant(name) {
+                Some(variant) => variant,
+                None => {
+                    let known: Vec<&'static str> = variants.iter().map(|v| v.name).collect();
+                    return Err(TargetError::UnknownVariant {
+                        scenario: found.name(),
+                        name: name.to_string(),
+                        suggestion: closest(name, &known).map(str::to_string),
+                        known,
+                    });
+                }
+            },
+        };
+        let params = Params::defaults(found.as_ref());
+        Ok(Target { scenario: found, variant, params, swarm: false })
+    }
+
+    /// Sets parameters from `name=value` texts (pinned: the swarm keeps them).
+    ///
+    /// # Errors
+    /// A text that is not `name=value`, an unknown name, a value out of range.
+    pub fn set_params<S: AsRef<str>>(&mut self, texts: &[S]) -> Result<(), TargetError> {
+        for text in texts {
+            let text = text.as_ref();
+            let (name, value) = text
+                .split_once('=')
+                .ok_or_else(|| TargetError::MalformedParam(text.to_string()))?;
+            let value: u64 = value
+                .trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| TargetError::MalformedParam(text.to_string()))?;
+            self.params.set(name.trim(), value)?;
+        }
+        Ok(())
+    }
+
+    /// Turns the swarm on or off: with it, each seed draws the parameters that were not set
+    /// explicitly ([`Params::swarm`]).
+    pub fn with_swarm(mut self, swarm: bool) -> Self {
+        self.swarm = swarm;
+        self
+    }
+
+    /// Whether the swarm is on.
+    pub fn swarm(&self) -> bool {
+        self.swarm
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &dyn Scenario {
+        self.scenario.as_ref()
+    }
+
+    /// The variant.
+    pub fn variant(&self) -> &'static Variant {
+        self.variant
+    }
+
+    /// The parameters as set (before any swarm draw).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The parameters seed `seed` runs with.
+    pub fn params_for(&self, seed: u64) -> Params {
+        if self.swarm { self.params.swarm(seed) } else { self.params.clone() }
+    }
+
+    /// Builds the run inside a simulation's setup: the seed ([`sim_core::seed`]) picks the
+    /// parameters.
+    pub fn setup(&self) {
+        let params = self.params_for(sim_core::seed());
+        self.scenario.setup(self.variant.name, &params);
+    }
+
+    /// Runs seed `seed` on `sim` (with whatever strategy `sim` has).
+    pub fn run(&self, sim: &mut Simulation, seed: u64) -> Outcome {
+        sim.run(seed, || self.setup())
+    }
+
+    /// Whether `outcome` is what this variant is expected to do: a fixed variant completes; a
+    /// buggy one completes or fails with its expected kind and text (one seed need not fail).
+    pub fn outcome_expected(&self, outcome: &Outcome) -> bool {
+        match (&self.variant.expect, outcome) {
+            (_, Outcome::Completed) => true,
+            (Expect::Holds, _) => false,
+            (Expect::Fails(kind, text), Outcome::Failed(failure)) => {
+                failure.kind == *kind && failure.message.contains(text)
+            }
+            (Expect::Fails(..), Outcome::LimitReached(_)) => false,
+        }
+    }
+
+    /// The schedule of the run that just ended on `sim`, naming this target so that
+    /// [`Target::from_schedule`] can rebuild it: `test` is the scenario, then `variant`,
+    /// `strategy` and every parameter's value as that seed ran.
+    pub fn schedule(&self, sim: &Simulation, strategy: &str) -> Schedule {
+        let seed = sim.trace().seed();
+        let mut params = vec![
+            ("variant".to_string(), self.variant.name.to_string()),
+            ("strategy".to_string(), strategy.to_string()),
+        ];
+        params.extend(
+            self.params_for(seed).pairs().into_iter().map(|(n, v)| (n.to_string(), v.to_string())),
+        );
+        sim.schedule(self.scenario.name(), &params)
+    }
+
+    /// The target a schedule file was written for, with its parameters pinned as they ran.
+    ///
+    /// # Errors
+    /// A schedule of no registered scenario, or one without a valid variant or parameters.
+    pub fn from_schedule(schedule: &Schedule) -> Result<Target, TargetError> {
+        let lookup =
+            |key: &str| schedule.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let mut target = match Target::new(&schedule.test, lookup("variant")) {
+            Ok(target) => target,
+            Err(TargetError::UnknownScenario { .. }) => {
+                return Err(TargetError::Schedule(format!(
+                    "the schedule belongs to {:?}, which is not a kdst scenario (a schedule \
+                     written by a cargo test replays with SIM_SEED, or with its own program)",
+                    schedule.test
+                )));
+            }
+            Err(error) => return Err(TargetError::Schedule(format!("the schedule: {error}"))),
+        };
+        for (name, value) in &schedule.params {
+            if name == "variant" || name == "strategy" {
+                continue;
+            }
+            let number: u64 = value.parse().map_err(|_| {
+                TargetError::Schedule(format!(
+                    "the schedule's parameter {name}={value:?} is not a number"
+                ))
+            })?;
+            target
+                .params
+                .set(name, number)
+                .map_err(|error| TargetError::Schedule(format!("the schedule: {error}")))?;
+        }
+        Ok(target)
+    }
+
+    /// A name for files and tests: `scenario.variant`.
+    pub fn file_name(&self) -> String {
+        format!("{}.{}", self.scenario.name(), self.variant.name)
+    }
+
+    /// The `kdst replay` command line for seed `seed` under `strategy`.
+    pub fn replay_command(&self, seed: u64, strategy: &str) -> String {
+        let mut command = format!(
+            "kdst replay {} --variant {} --seed {seed} --strategy {strategy}",
+            self.scenario.name(),
+            self.variant.name
+        );
+        for (name, value) in self.params.pairs() {
+            if self.params.is_pinned(name) {
+                let _ = write!(command, " --param {name}={value}");
+            }
+        }
+        command
+    }
+
+    /// The `cargo test` command that replays seed `seed` in the scenario replay test.
+    pub fn cargo_test_command(&self, seed: u64, strategy: &str) -> String {
+        let mut vars = format!(
+            "SIM_SCENARIO={} SIM_VARIANT={} SIM_SEED={seed} SIM_STRATEGY={strategy}",
+            self.scenario.name(),
+            self.variant.name
+        );
+        let pinned: Vec<String> = self
+            .params
+            .pairs()
+            .into_iter()
+            .filter(|(name, _)| self.params.is_pinned(name))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !pinned.is_empty() {
+            let _ = write!(vars, " SIM_PARAMS={}", pinned.join(","));
+        }
+        format!("{vars} cargo test -p kdst-tests --test it scenario_replay -- --exact --nocapture")
+    }
+
+    /// The failure report of the run that just ended on `sim`: scenario, variant, parameters,
+    /// seed and strategy; the failure; the last events of each task involved; the replay
+    /// commands. `schedule_file` is where the (shrunk) schedule was saved, if it was.
+    pub fn report(&self, sim: &Simulation, strategy: &str, schedule_file: Option<&Path>) -> String {
+        let trace = sim.trace();
+        let seed = trace.seed();
+        let mut out = String::new();
+        let _ = writeln!(out, "scenario:  {} ({})", self.scenario.name(), self.scenario.summary());
+        let _ = writeln!(out, "variant:   {} ({})", self.variant.name, self.variant.summary);
+        let swarm = if self.swarm { " (swarm: drawn from the seed where not set)" } else { "" };
+        let _ = writeln!(out, "params:    {}{swarm}", self.params_for(seed));
+        let _ = writeln!(out, "seed:      {seed}");
+        let _ = writeln!(out, "strategy:  {strategy}");
+        match trace.outcome() {
+            Some(outcome @ (Outcome::Failed(_) | Outcome::LimitReached(_))) => {
+                let _ = writeln!(out, "\n{outcome}");
+                let lines = involved_events(trace, outcome, 8);
+                if !lines.is_empty() {
+                    out.push_str("\nlast events of each task involved:\n");
+                    for line in lines {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+            }
+            Some(Outcome::Completed) | None => {
+                let _ = writeln!(out, "\ncompleted");
+            }
+        }
+        out.push_str("\nreplay:\n");
+        if let Some(file) = schedule_file {
+            let _ = writeln!(out, "  kdst replay {}", file.display());
+        }
+        let _ = writeln!(out, "  {}", self.replay_command(seed, strategy));
+        let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
+        out
+    }
+}
+
+/// The last `count` events of the failing task and of each task involved, in that order.
+pub fn involved_events(trace: &Trace, outcome: &Outcome, count: usize) -> Vec<String> {
+    let Some(failure) = outcome.failure() else { return Vec::new() };
+    let mut tasks: Vec<_> =
+        failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
+    tasks.dedup();
+    tasks.into_iter().flat_map(|task| trace.last_events_of(task, count)).collect()
+}
+
+/// The name in `names` closest to `name` by edit distance, if it is close (at most a third of
+/// the name's length, and at least 3 edits allowed), or one contains the other.
+pub fn closest<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    let best =
+        names.iter().map(|candidate| (edit_distance(&lower, candidate), *candidate)).min()?;
+    let allowed = (name.chars().count() / 3).max(3);
+    if best.0 <= allowed {
+        return Some(best.1);
+    }
+    names.iter().copied().find(|candidate| candidate.contains(&lower) || lower.contains(candidate))
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
