@@ -270,7 +270,7 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 /// A model of one real bug.
-pub trait Scenario {
+pub trait Scenario: Send + Sync {
     /// What users type (`cert-manager-foreground-deletion`).
     fn name(&self) -> &'static str;
     /// The bug in one line.

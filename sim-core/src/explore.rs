@@ -646,7 +646,7 @@ fn by_seed(map: BTreeMap<Place, FoundFailure>) -> Vec<FoundFailure> {
 }
 
 /// One distinct failure (or limit) of a search: the lowest seed that hit it and how many did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FoundFailure {
     /// The lowest seed that failed this way: rerun it with the search's strategy.
     pub seed: u64,
@@ -676,7 +676,7 @@ impl fmt::Display for FoundFailure {
 }
 
 /// Why a search ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Ended {
     /// Every seed of the range ran.
     Exhausted,
@@ -688,7 +688,7 @@ pub enum Ended {
 
 /// What a search did and found. Its text ([`fmt::Display`]) always says how much was searched
 /// and how fast, failure or not.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExploreSummary {
     /// The seed range asked for (`start..u64::MAX` for a time budget without a range).
     pub seeds: Range<u64>,

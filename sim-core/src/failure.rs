@@ -5,7 +5,10 @@ use std::fmt;
 use crate::{SimTime, TaskId};
 
 /// The kind of a [`Failure`]; each oracle has its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     /// A task panicked (a crashed Go process, an `assert!` in a test).
     Panic,
@@ -70,7 +73,7 @@ impl fmt::Display for FailureKind {
 }
 
 /// A failure found by an oracle, or a tripped limit, stamped with where it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     /// Which oracle or limit.
     pub kind: FailureKind,

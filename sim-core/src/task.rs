@@ -17,7 +17,9 @@ use crate::failure::FailureKind;
 use crate::trace::{EventKind, TASK_ID_MAX};
 
 /// A task's id: its spawn order within the run, starting at 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TaskId(pub u32);
 
 impl fmt::Display for TaskId {

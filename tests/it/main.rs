@@ -13,6 +13,7 @@ mod model;
 mod oracles;
 mod pct;
 mod replay;
+mod scenario_replay;
 mod scenarios;
 mod scenarios_cert_manager;
 mod scenarios_gomap;
