@@ -1,6 +1,8 @@
 //! The client controllers call: async verbs that are scheduling points, with seeded latency on
 //! the request and the response leg (other tasks run in between, as over a real connection) and
-//! optional injected faults, each named in the trace.
+//! optional injected faults, each named in the trace. Each call is also recorded as a span (from
+//! the request to the response, [`sim_core::export::call_begin`]) that the trace exports draw as
+//! a slice or an arrow; spans are not part of the text trace or its hash.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,6 +14,9 @@ use crate::error::ApiError;
 use crate::object::Object;
 use crate::selector::Selector;
 use crate::server::{ApiServer, DeleteOptions, Deleted, ObjectList, Watch, WatchEvent, WatchStart};
+
+/// The callee of every call span: the participant the exports draw requests to.
+const CALLEE: &str = "API server";
 
 /// A uniform latency range, drawn per leg of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,8 +182,29 @@ impl Client {
         }
     }
 
-    /// One call: request leg, maybe a fault, the server's atomic step, response leg.
-    async fn call<T>(
+    /// One call, recorded as a span from the request (`request` says what it asks) to the
+    /// response: see [`Client::exchange`].
+    async fn call<T: Summary>(
+        &self,
+        verb: &str,
+        target: (&str, &str, &str),
+        request: String,
+        write: bool,
+        op: impl FnOnce(&ApiServer) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let call = sim_core::export::call_begin(CALLEE, request);
+        let result = self.exchange(verb, target, write, op).await;
+        let response = match &result {
+            Ok(value) => value.summary(),
+            Err(error) => format!("{} {:?}", error.code, error.reason),
+        };
+        sim_core::export::call_end(call, response);
+        result
+    }
+
+    /// The exchange of one call: request leg, maybe a fault, the server's atomic step, response
+    /// leg.
+    async fn exchange<T>(
         &self,
         verb: &str,
         target: (&str, &str, &str),
@@ -230,7 +256,8 @@ impl Client {
         namespace: &str,
         name: &str,
     ) -> Result<Object, ApiError> {
-        self.call("GET", (api_version, kind, name), false, |s| {
+        let request = request("GET", kind, namespace, name);
+        self.call("GET", (api_version, kind, name), request, false, |s| {
             s.get(api_version, kind, namespace, name)
         })
         .await
@@ -244,7 +271,8 @@ impl Client {
         namespace: Option<&str>,
         selector: &Selector,
     ) -> Result<ObjectList, ApiError> {
-        self.call("LIST", (api_version, kind, ""), false, |s| {
+        let request = request_collection("LIST", kind, namespace, "");
+        self.call("LIST", (api_version, kind, ""), request, false, |s| {
             s.list(api_version, kind, namespace, selector)
         })
         .await
@@ -258,7 +286,8 @@ impl Client {
         namespace: Option<&str>,
         at_least: u64,
     ) -> Result<ObjectList, ApiError> {
-        self.call("LIST", (api_version, kind, ""), false, |s| {
+        let request = request_collection("LIST", kind, namespace, " (from the cache)");
+        self.call("LIST", (api_version, kind, ""), request, false, |s| {
             s.list_from_cache(api_version, kind, namespace, at_least)
         })
         .await
@@ -268,21 +297,25 @@ impl Client {
     pub async fn create(&self, object: Object) -> Result<Object, ApiError> {
         let (av, kind, name) =
             (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
-        self.call("CREATE", (&av, &kind, &name), true, |s| s.create(object)).await
+        let request = request_for("CREATE", &object);
+        self.call("CREATE", (&av, &kind, &name), request, true, |s| s.create(object)).await
     }
 
     /// UPDATE.
     pub async fn update(&self, object: Object) -> Result<Object, ApiError> {
         let (av, kind, name) =
             (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
-        self.call("UPDATE", (&av, &kind, &name), true, |s| s.update(object)).await
+        let request = request_for("UPDATE", &object);
+        self.call("UPDATE", (&av, &kind, &name), request, true, |s| s.update(object)).await
     }
 
     /// UPDATE of the status subresource.
     pub async fn update_status(&self, object: Object) -> Result<Object, ApiError> {
         let (av, kind, name) =
             (object.api_version.clone(), object.kind.clone(), object.metadata.name.clone());
-        self.call("UPDATE status", (&av, &kind, &name), true, |s| s.update_status(object)).await
+        let request = request_for("UPDATE status", &object);
+        self.call("UPDATE status", (&av, &kind, &name), request, true, |s| s.update_status(object))
+            .await
     }
 
     /// JSON merge PATCH.
@@ -294,7 +327,8 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<Object, ApiError> {
-        self.call("PATCH", (api_version, kind, name), true, |s| {
+        let request = request("PATCH", kind, namespace, name);
+        self.call("PATCH", (api_version, kind, name), request, true, |s| {
             s.patch(api_version, kind, namespace, name, patch)
         })
         .await
@@ -309,7 +343,8 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<Object, ApiError> {
-        self.call("PATCH status", (api_version, kind, name), true, |s| {
+        let request = request("PATCH status", kind, namespace, name);
+        self.call("PATCH status", (api_version, kind, name), request, true, |s| {
             s.patch_status(api_version, kind, namespace, name, patch)
         })
         .await
@@ -324,7 +359,13 @@ impl Client {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
-        self.call("DELETE", (api_version, kind, name), true, |s| {
+        let verb = match (options.propagation_policy, options.orphan_dependents) {
+            (Some(policy), _) => format!("DELETE ({policy})"),
+            (None, Some(orphan)) => format!("DELETE (orphanDependents={orphan})"),
+            (None, None) => "DELETE".to_string(),
+        };
+        let request = request(&verb, kind, namespace, name);
+        self.call("DELETE", (api_version, kind, name), request, true, |s| {
             s.delete(api_version, kind, namespace, name, options)
         })
         .await
@@ -333,7 +374,8 @@ impl Client {
     /// The namespace `/finalize` subresource.
     pub async fn finalize_namespace(&self, namespace: Object) -> Result<Object, ApiError> {
         let name = namespace.metadata.name.clone();
-        self.call("UPDATE finalize", ("v1", "Namespace", &name), true, |s| {
+        let request = request_for("UPDATE finalize", &namespace);
+        self.call("UPDATE finalize", ("v1", "Namespace", &name), request, true, |s| {
             s.finalize_namespace(namespace)
         })
         .await
@@ -347,12 +389,82 @@ impl Client {
         namespace: Option<&str>,
         start: WatchStart,
     ) -> Result<ClientWatch, ApiError> {
+        let from = match start {
+            WatchStart::Now => String::new(),
+            WatchStart::Any => " from rv 0".to_string(),
+            WatchStart::From(rv) => format!(" from rv {rv}"),
+        };
+        let request = request_collection("WATCH", kind, namespace, &from);
         let watch = self
-            .call("WATCH", (api_version, kind, ""), false, |s| {
+            .call("WATCH", (api_version, kind, ""), request, false, |s| {
                 s.watch(api_version, kind, namespace, start, true)
             })
             .await?;
         Ok(ClientWatch { watch, client: self.clone(), what: format!("{kind} in {namespace:?}") })
+    }
+}
+
+/// What a call on one object asks, for its span: `GET Secret sandbox/cert-0-tls`.
+fn request(verb: &str, kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{verb} {kind} {name}")
+    } else {
+        format!("{verb} {kind} {namespace}/{name}")
+    }
+}
+
+/// [`request`] for a write of `object`; a name still to be generated shows as `prefix*`.
+fn request_for(verb: &str, object: &Object) -> String {
+    let metadata = &object.metadata;
+    if metadata.name.is_empty() && !metadata.generate_name.is_empty() {
+        let pattern = format!("{}*", metadata.generate_name);
+        request(verb, &object.kind, &metadata.namespace, &pattern)
+    } else {
+        request(verb, &object.kind, &metadata.namespace, &metadata.name)
+    }
+}
+
+/// What a call on a collection asks: `LIST Secret in sandbox`, `WATCH Pod in all namespaces`.
+fn request_collection(verb: &str, kind: &str, namespace: Option<&str>, how: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("{verb} {kind} in {namespace}{how}"),
+        None => format!("{verb} {kind} in all namespaces{how}"),
+    }
+}
+
+/// A successful call's result in one line, for the response end of its span.
+trait Summary {
+    fn summary(&self) -> String;
+}
+
+impl Summary for Object {
+    fn summary(&self) -> String {
+        format!("rv {}", self.metadata.resource_version)
+    }
+}
+
+impl Summary for ObjectList {
+    fn summary(&self) -> String {
+        format!("{} items, rv {}", self.items.len(), self.resource_version)
+    }
+}
+
+impl Summary for Deleted {
+    fn summary(&self) -> String {
+        match self {
+            Deleted::Removed(object) => format!("removed, rv {}", object.metadata.resource_version),
+            Deleted::Pending(object) => format!(
+                "deleting, finalizers [{}], rv {}",
+                object.metadata.finalizers.join(", "),
+                object.metadata.resource_version
+            ),
+        }
+    }
+}
+
+impl Summary for Watch {
+    fn summary(&self) -> String {
+        "watching".to_string()
     }
 }
 

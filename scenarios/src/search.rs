@@ -294,7 +294,9 @@ impl Target {
         if !pinned.is_empty() {
             let _ = write!(vars, " SIM_PARAMS={}", pinned.join(","));
         }
-        format!("{vars} cargo test -p kdst-tests --test it scenario_replay::scenario_replay -- --exact --nocapture")
+        format!(
+            "{vars} cargo test -p kdst-tests --test it scenario_replay::scenario_replay -- --exact --nocapture"
+        )
     }
 
     /// The failure report of the run that just ended on `sim`: scenario, variant, parameters,

@@ -60,7 +60,7 @@
 //!
 //! ## Traces and replay
 //! [`Simulation::trace`] holds the last run: one packed record per step, draws, and the events
-//! tasks emitted with [`event`]. [`Trace::render`] is a stable text view, [`Trace::hash`]
+//! tasks emitted with [`event()`]. [`Trace::render`] is a stable text view, [`Trace::hash`]
 //! identifies the run. [`Simulation::schedule`] writes the run as a [`Schedule`] file;
 //! [`Replay`] runs it again, and says "nondeterminism at step N" where it no longer fits.
 //!
@@ -74,6 +74,8 @@ mod config;
 mod context;
 mod executor;
 mod explore;
+/// Trace exports: Chrome trace event JSON (opens in Perfetto) and Mermaid sequence diagrams.
+pub mod export;
 mod failure;
 mod gomap;
 mod oracle;

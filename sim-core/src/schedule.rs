@@ -165,14 +165,17 @@ impl Schedule {
         if text.trim().is_empty() {
             return Err(ScheduleError::Empty);
         }
-        let body = check_trailer(text)?;
-        let mut lines = body.lines().enumerate().map(|(index, line)| (index + 1, line));
-        let (_, first) = lines.next().ok_or(ScheduleError::Empty)?;
+        // The header first: a file that is not a schedule at all, or is one of another format
+        // version, says so rather than failing a later check.
+        let first = text.lines().next().unwrap_or_default();
         let version = first.strip_prefix(MAGIC).and_then(|rest| rest.strip_prefix(' '));
         let version = version.ok_or(ScheduleError::NotASchedule)?.trim();
         if version != FORMAT_VERSION.to_string() {
             return Err(ScheduleError::UnsupportedVersion { found: version.to_string() });
         }
+        let body = check_trailer(text)?;
+        let mut lines = body.lines().enumerate().map(|(index, line)| (index + 1, line));
+        lines.next().ok_or(ScheduleError::Empty)?;
         let mut header = Header::default();
         let mut in_choices = false;
         let mut schedule = Schedule {

@@ -2,9 +2,15 @@
 //!
 //! Steps say which task ran, whether there was a choice, and whether the choice was a preemption
 //! (the previous task could have continued). Events are what tasks said they did
-//! ([`crate::event`]) plus the executor's own spawn/exit/failure lines; they render as stable text,
-//! one line per event, for humans and insta snapshots. [`Trace::hash`] identifies a run: same
+//! ([`crate::event()`]) plus the executor's own spawn/exit/failure lines; they render as stable
+//! text, one line per event, for humans and insta snapshots. [`Trace::hash`] identifies a run: same
 //! code, seed and parameters give the same hash in any process on any machine.
+//!
+//! Calls between actors (an API request and its response) are recorded as structured span
+//! records, [`EventKind::CallBegin`] and [`EventKind::CallEnd`], with [`call_begin`] and
+//! [`call_end`]. They exist for the exports ([`crate::export`]: a Perfetto slice, a Mermaid
+//! arrow) and stay out of the text rendering and the hash: the actors' own event lines already
+//! tell the story, so recording spans changes no trace text or hash.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -58,8 +64,33 @@ pub enum EventKind {
     },
     /// The task finished.
     Exit,
-    /// A line the task emitted with [`crate::event`].
+    /// A line the task emitted with [`crate::event()`].
     Message(Cow<'static, str>),
+    /// The task sent `request` to `callee` ([`call_begin`]): the start of a span that a
+    /// [`EventKind::CallEnd`] closes. Not rendered, not hashed (see [`EventKind::is_call`]).
+    CallBegin {
+        /// Who serves the call, e.g. `API server`.
+        callee: Cow<'static, str>,
+        /// What was asked, e.g. `GET Secret sandbox/cert-0-tls`.
+        request: Cow<'static, str>,
+    },
+    /// The response to the call begun at `Trace::events()[begin]` arrived ([`call_end`]). A call
+    /// still in flight when the run ended has no end record. Not rendered, not hashed.
+    CallEnd {
+        /// The index in [`Trace::events`] of the call's [`EventKind::CallBegin`].
+        begin: usize,
+        /// What came back, e.g. `rv 12` or `409 Conflict`.
+        response: Cow<'static, str>,
+    },
+}
+
+impl EventKind {
+    /// Whether this is a span record of a call ([`EventKind::CallBegin`], [`EventKind::CallEnd`]):
+    /// structured data for the exports, left out of [`Trace::render`], [`Trace::render_head`],
+    /// [`Trace::last_events_of`] and [`Trace::hash`].
+    pub fn is_call(&self) -> bool {
+        matches!(self, EventKind::CallBegin { .. } | EventKind::CallEnd { .. })
+    }
 }
 
 /// A labelled event at a step and virtual time, from a task (or from setup).
@@ -124,7 +155,8 @@ impl Trace {
         &self.draws
     }
 
-    /// The events, in order.
+    /// The events, in order, including the call span records that the text rendering and the
+    /// hash leave out ([`EventKind::is_call`]).
     pub fn events(&self) -> &[Event] {
         &self.events
     }
@@ -171,7 +203,7 @@ impl Trace {
             hash = fnv1a_extend(hash, &value.to_le_bytes());
         }
         let mut line = String::new();
-        for event in &self.events {
+        for event in self.rendered_events() {
             line.clear();
             self.write_event(&mut line, event, 0);
             hash = fnv1a_extend(hash, line.as_bytes());
@@ -190,7 +222,16 @@ impl Trace {
             }
             EventKind::Exit => "exit".to_string(),
             EventKind::Message(text) => text.to_string(),
+            EventKind::CallBegin { callee, request } => format!("call {callee}: {request}"),
+            EventKind::CallEnd { begin, response } => {
+                format!("response to event {begin}: {response}")
+            }
         }
+    }
+
+    /// The events the text rendering and the hash cover: all but the call span records.
+    fn rendered_events(&self) -> impl DoubleEndedIterator<Item = &Event> {
+        self.events.iter().filter(|event| !event.kind.is_call())
     }
 
     fn write_event(&self, out: &mut String, event: &Event, name_width: usize) {
@@ -214,12 +255,14 @@ impl Trace {
     pub fn render_head(&self, events_max: usize) -> String {
         let name_width = self.task_names.iter().map(|name| name.len()).max().unwrap_or(0).max(5);
         let mut out = String::new();
-        for event in self.events.iter().take(events_max) {
+        let mut events = self.rendered_events();
+        for event in events.by_ref().take(events_max) {
             self.write_event(&mut out, event, name_width);
             out.push('\n');
         }
-        if self.events.len() > events_max {
-            let _ = writeln!(out, "... {} more events", self.events.len() - events_max);
+        let more = events.count();
+        if more > 0 {
+            let _ = writeln!(out, "... {more} more events");
         }
         let _ = writeln!(
             out,
@@ -250,8 +293,7 @@ impl Trace {
     /// The last `count` events of `task`, rendered; for failure reports.
     pub fn last_events_of(&self, task: TaskId, count: usize) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .events
-            .iter()
+            .rendered_events()
             .rev()
             .filter(|event| event.task == task)
             .take(count)
@@ -282,6 +324,58 @@ impl Trace {
 pub fn event(text: impl Into<Cow<'static, str>>) {
     let text = text.into();
     context::with("event", |ctx| context::push_event(ctx, EventKind::Message(text)));
+}
+
+/// A call in flight, from [`call_begin`]: hand it to [`call_end`] when the response arrives.
+#[derive(Debug)]
+#[must_use = "a call without its end shows as still in flight when the run ended"]
+pub struct CallId {
+    /// The index of the call's [`EventKind::CallBegin`] in [`Trace::events`].
+    begin: usize,
+}
+
+/// Records that the running task sent `request` to `callee` (an API request, an RPC): the start
+/// of a span in the trace exports. Not a scheduling point and not part of the text rendering or
+/// the hash; it counts toward `Config::events_max` like any event.
+///
+/// ```
+/// # use sim_core::export::{call_begin, call_end};
+/// # use sim_core::{EventKind, Simulation, sleep, spawn};
+/// # use std::time::Duration;
+/// let mut sim = Simulation::default();
+/// sim.run(1, || {
+///     spawn("controller", async {
+///         let call = call_begin("API server", "GET Secret default/tls");
+///         sleep(Duration::from_millis(1)).await;
+///         call_end(call, "404 NotFound");
+///     });
+/// });
+/// let trace = sim.trace();
+/// assert!(trace.events().iter().any(|e| matches!(e.kind, EventKind::CallEnd { .. })));
+/// assert!(!trace.render().contains("GET Secret")); // spans are for the exports
+/// ```
+///
+/// # Panics
+/// Outside a simulation.
+pub fn call_begin(
+    callee: impl Into<Cow<'static, str>>,
+    request: impl Into<Cow<'static, str>>,
+) -> CallId {
+    let kind = EventKind::CallBegin { callee: callee.into(), request: request.into() };
+    context::with("call_begin", |ctx| {
+        let begin = ctx.state.borrow().events.len();
+        context::push_event(ctx, kind);
+        CallId { begin }
+    })
+}
+
+/// Records that the response to `call` arrived, with what came back: the end of its span.
+///
+/// # Panics
+/// Outside a simulation.
+pub fn call_end(call: CallId, response: impl Into<Cow<'static, str>>) {
+    let kind = EventKind::CallEnd { begin: call.begin, response: response.into() };
+    context::with("call_end", |ctx| context::push_event(ctx, kind));
 }
 
 /// Formats and emits an event: `event!("created {name}")`.

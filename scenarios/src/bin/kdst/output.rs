@@ -1,0 +1,114 @@
+//! The JSON documents `kdst` writes with `--format json`: one schema (version [`SCHEMA`]) for
+//! `run`, `replay`, `explore`, `shrink` and `merge`, documented in the README.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sim_core::{ExploreSummary, Failure, Outcome, Shrunk};
+
+/// The schema version: bumped when a field changes meaning or goes away.
+pub const SCHEMA: u32 = 1;
+
+/// One document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Document {
+    /// [`SCHEMA`].
+    pub kdst: u32,
+    /// `run`, `replay`, `explore`, `shrink` or `merge`.
+    pub command: String,
+    /// The scenario.
+    pub scenario: String,
+    /// The variant.
+    pub variant: String,
+    /// The strategy as given (`portfolio`, `random`, `pct:3`, `dfs:2`, `replay`).
+    pub strategy: String,
+    /// Whether each seed drew its parameters (the swarm).
+    pub swarm: bool,
+    /// The parameters as set; with the swarm, the values not set explicitly are each seed's own
+    /// (see the failures' `params`).
+    pub params: BTreeMap<String, u64>,
+    /// `completed`, `failure` or `limit`: the verdict of the whole command.
+    pub verdict: String,
+    /// For `run` and `replay`: the one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunDoc>,
+    /// For `explore` and `merge`: what was searched and found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<ExploreSummary>,
+    /// For a bounded exhaustive search (`dfs:B`, `dfs-delays:B`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dfs: Option<DfsDoc>,
+    /// One per distinct failure (and per limit) found: how to replay it.
+    pub reports: Vec<ReportDoc>,
+}
+
+/// One run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunDoc {
+    /// Its seed.
+    pub seed: u64,
+    /// The parameters it ran with (with the swarm, drawn from the seed).
+    pub params: BTreeMap<String, u64>,
+    /// Steps it took.
+    pub steps: u64,
+    /// Preemptions in it.
+    pub preemptions: u64,
+    /// Virtual time at its end, in seconds.
+    pub virtual_time_s: f64,
+    /// Its trace's hash (same seed, parameters and code: same hash).
+    pub trace_hash: String,
+    /// The failure or limit, if any.
+    pub failure: Option<Failure>,
+}
+
+/// A bounded exhaustive search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DfsDoc {
+    /// The bound.
+    pub bound: u32,
+    /// `preemptions` or `delays`.
+    pub counts: String,
+    /// Schedules run.
+    pub schedules: u64,
+    /// Whether every schedule within the bound ran.
+    pub complete: bool,
+    /// Whether the schedule limit stopped it.
+    pub limit_reached: bool,
+    /// The one-line summary.
+    pub summary: String,
+}
+
+/// A failure with its replay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReportDoc {
+    /// The seed.
+    pub seed: u64,
+    /// The strategy that ran it (for the portfolio, the member).
+    pub ran_with: String,
+    /// The parameters it ran with.
+    pub params: BTreeMap<String, u64>,
+    /// The failure.
+    pub failure: Failure,
+    /// Where its (shrunk) schedule was saved.
+    pub schedule_file: Option<String>,
+    /// Preemptions before and after shrinking, when it was shrunk.
+    pub preemptions: Option<(usize, usize)>,
+    /// Commands that replay it.
+    pub replay: Vec<String>,
+    /// The text report.
+    pub report: String,
+}
+
+/// The verdict word of an outcome.
+pub fn verdict(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Completed => "completed",
+        Outcome::Failed(_) => "failure",
+        Outcome::LimitReached(_) => "limit",
+    }
+}
+
+/// Preemptions before and after, from a shrink.
+pub fn preemptions(shrunk: &Shrunk) -> (usize, usize) {
+    (shrunk.preemptions_before, shrunk.preemptions_after)
+}

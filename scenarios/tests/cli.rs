@@ -1,0 +1,432 @@
+//! The `kdst` binary, run for real: every subcommand, every exit code, every bad input with its
+//! one-line message, and snapshots of `kdst list`, `kdst --help` and a run's JSON document.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `kdst args…`; (exit code, stdout, stderr).
+fn kdst(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kdst"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the kdst binary runs");
+    (
+        output.status.code().expect("kdst exits with a code"),
+        String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    )
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kdst-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A bad input: exit code 2, one line on stderr that contains `needle`, nothing on stdout, no
+/// panic or backtrace.
+#[track_caller]
+fn rejects(args: &[&str], needle: &str) {
+    let (code, stdout, stderr) = kdst(args);
+    assert_eq!(code, 2, "kdst {args:?}: stdout {stdout:?} stderr {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "kdst {args:?}: not one line: {stderr:?}");
+    assert!(stderr.starts_with("kdst: "), "{stderr:?}");
+    assert!(stderr.contains(needle), "kdst {args:?}: {stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
+    assert!(stdout.is_empty(), "kdst {args:?} printed {stdout:?}");
+}
+
+#[test]
+fn list_shows_every_scenario_variant_and_parameter() {
+    let (code, stdout, stderr) = kdst(&["list"]);
+    assert_eq!(code, 0, "{stderr}");
+    for scenario in scenarios::all() {
+        assert!(stdout.contains(scenario.name()), "{}", scenario.name());
+        for variant in scenario.variants() {
+            assert!(stdout.contains(&format!("    {:<18} {}", variant.name, variant.summary)));
+        }
+        for param in scenario.params() {
+            assert!(stdout.contains(&format!("    {:<26} {}", param.name, param.summary)));
+        }
+        for link in scenario.upstream() {
+            assert!(stdout.contains(link));
+        }
+    }
+    insta::assert_snapshot!("list", stdout);
+}
+
+#[test]
+fn list_as_json() {
+    let (code, stdout, _) = kdst(&["list", "--format", "json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), scenarios::all().len());
+    for (entry, scenario) in list.iter().zip(scenarios::all()) {
+        assert_eq!(entry["name"], scenario.name());
+        assert_eq!(entry["variants"].as_array().unwrap().len(), scenario.variants().len());
+        assert_eq!(entry["params"].as_array().unwrap().len(), scenario.params().len());
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let (code, stdout, _) = kdst(&["--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("help", stdout);
+    let (code, stdout, _) = kdst(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("kdst "), "{stdout}");
+    // No subcommand: the usage, and exit code 2.
+    let (code, _, stderr) = kdst(&[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Usage: kdst"), "{stderr}");
+}
+
+#[test]
+fn run_a_passing_and_a_failing_seed() {
+    let (code, stdout, stderr) =
+        kdst(&["run", "syncmap-load-or-store", "--variant", "fixed", "--seed", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("syncmap-load-or-store fixed seed 3 (portfolio): completed"),
+        "{stdout}"
+    );
+
+    // The first failing seed of the no-lock variant (found by searching, not hard-coded).
+    let dir = scratch("run");
+    let failing = (0..50)
+        .find(|seed| {
+            kdst(&[
+                "run",
+                "informer-cache-locking",
+                "--variant",
+                "no-lock",
+                "--seed",
+                &seed.to_string(),
+                "--save-dir",
+                text(&dir),
+            ])
+            .0 == 1
+        })
+        .expect("no-lock fails within 50 seeds");
+    let (code, stdout, _) = kdst(&[
+        "run",
+        "informer-cache-locking",
+        "--variant",
+        "no-lock",
+        "--seed",
+        &failing.to_string(),
+        "--save-dir",
+        text(&dir),
+    ]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("failure (go-fatal)"), "{stdout}");
+    assert!(stdout.contains(&format!("seed:      {failing}")), "{stdout}");
+    assert!(stdout.contains("last events of each task involved:"), "{stdout}");
+    assert!(stdout.contains(&format!(
+        "kdst replay informer-cache-locking --variant no-lock --seed {failing} --strategy portfolio"
+    )));
+    assert!(stdout.contains(&format!("SIM_SEED={failing} SIM_STRATEGY=portfolio cargo test")));
+    let saved = dir.join(format!("informer-cache-locking.no-lock.seed-{failing}.schedule"));
+    assert!(stdout.contains(&format!("kdst replay {}", saved.display())), "{stdout}");
+    assert!(saved.is_file());
+}
+
+#[test]
+fn run_as_json_follows_the_schema() {
+    let (code, stdout, _) = kdst(&[
+        "run",
+        "submariner-logifchanged",
+        "--variant",
+        "fixed",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let document: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(document["kdst"], 1);
+    assert_eq!(document["command"], "run");
+    assert_eq!(document["verdict"], "completed");
+    assert_eq!(document["run"]["seed"], 7);
+    insta::assert_snapshot!("run_json", stdout);
+}
+
+#[test]
+fn explore_finds_reports_shrinks_and_saves() {
+    let dir = scratch("explore");
+    let json = dir.join("result.json");
+    let (code, stdout, stderr) = kdst(&[
+        "explore",
+        "capsule-replication-writes",
+        "--seeds",
+        "0..300",
+        "--jobs",
+        "2",
+        "--save-dir",
+        text(&dir),
+        "--json-out",
+        text(&json),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains("stopped at the first failure"), "{stdout}");
+    assert!(stdout.contains("schedules/s"), "{stdout}");
+    assert!(stdout.contains("fatal error: concurrent map"), "{stdout}");
+    assert!(stdout.contains("shrunk from"), "{stdout}");
+    assert!(stderr.is_empty(), "progress goes to a terminal only: {stderr:?}");
+    let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "schedule"))
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(stdout.contains(&format!("kdst replay {}", saved[0].display())), "{stdout}");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(document["verdict"], "failure");
+    assert_eq!(document["reports"].as_array().unwrap().len(), 1);
+
+    // The saved schedule replays to the same failure, and shrinks again.
+    let (code, stdout, _) = kdst(&["replay", text(&saved[0])]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("reproduced: go-fatal"), "{stdout}");
+    let (code, stdout, stderr) = kdst(&["shrink", text(&saved[0])]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains("shrunk from"), "{stdout}");
+    let shrunk = saved[0].with_file_name(
+        saved[0].file_name().unwrap().to_str().unwrap().replace(".schedule", ".shrunk.schedule"),
+    );
+    assert!(shrunk.is_file(), "{stdout}");
+    let (code, stdout, _) = kdst(&["replay", text(&shrunk), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("reproduced: go-fatal"), "{stdout}");
+}
+
+#[test]
+fn explore_a_fixed_variant_says_how_much_it_searched() {
+    let (code, stdout, stderr) = kdst(&[
+        "explore",
+        "submariner-logifchanged",
+        "--variant",
+        "fixed",
+        "--seeds",
+        "100",
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("searched 100 schedules"), "{stdout}");
+    assert!(stdout.contains("every seed searched"), "{stdout}");
+}
+
+#[test]
+fn explore_with_bounded_dfs() {
+    let small = [
+        "--param",
+        "submariner-images=1",
+        "--param",
+        "servicediscovery-images=1",
+        "--param",
+        "uninstall-ms=0",
+        "--param",
+        "api-latency-us=0",
+        "--param",
+        "cache-lag-us=0",
+    ];
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "fixed"];
+    args.extend(["--strategy", "dfs-delays:2"]);
+    args.extend(small);
+    let (code, stdout, stderr) = kdst(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("schedules within 2 delays explored, no failure"), "{stdout}");
+
+    let dir = scratch("dfs");
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "buggy"];
+    args.extend(["--strategy", "dfs-delays:2", "--save-dir", text(&dir)]);
+    args.extend(small);
+    let (code, stdout, _) = kdst(&args);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("failure in schedule"), "{stdout}");
+    assert!(stdout.contains("kdst replay"), "{stdout}");
+    rejects(
+        &["explore", "submariner-logifchanged", "--strategy", "dfs:2", "--seeds", "0..10"],
+        "--seeds, --time and --shard do not apply",
+    );
+}
+
+#[test]
+fn shards_merge_into_the_whole_range() {
+    let dir = scratch("shards");
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "explore",
+            "informer-cache-locking",
+            "--variant",
+            "missing-rlock",
+            "--seeds",
+            "0..64",
+            "--all-failures",
+            "--jobs",
+            "1",
+            "--save-dir",
+        ];
+        args.push(text(&dir));
+        args.extend(extra);
+        args.extend(["--json-out", text(out)]);
+        let (code, _, stderr) = kdst(&args);
+        assert_eq!(code, 1, "{stderr}");
+    };
+    let (whole, a, b) = (dir.join("whole.json"), dir.join("a.json"), dir.join("b.json"));
+    run(&[], &whole);
+    run(&["--shard", "0/2"], &a);
+    run(&["--shard", "1/2"], &b);
+    let (code, merged, stderr) = kdst(&["merge", text(&a), text(&b), "--format", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let merged: serde_json::Value = serde_json::from_str(&merged).unwrap();
+    let whole: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&whole).unwrap()).unwrap();
+    assert_eq!(merged["command"], "merge");
+    for field in ["schedules", "steps", "failures", "limits"] {
+        assert_eq!(merged["search"][field], whole["search"][field], "{field}");
+    }
+    let seeds = |doc: &serde_json::Value| -> Vec<u64> {
+        doc["reports"].as_array().unwrap().iter().map(|r| r["seed"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(seeds(&merged), seeds(&whole));
+    // Results of different targets do not merge.
+    let other = dir.join("other.json");
+    let (code, _, _) = kdst(&[
+        "explore",
+        "syncmap-load-or-store",
+        "--seeds",
+        "0..4",
+        "--json-out",
+        text(&other),
+        "--save-dir",
+        text(&dir),
+    ]);
+    assert!(code <= 1);
+    rejects(&["merge", text(&a), text(&other)], "cannot merge");
+    rejects(&["merge", text(&dir.join("missing.json"))], "cannot read");
+}
+
+#[test]
+fn replay_by_seed_prints_the_trace() {
+    let (code, stdout, _) =
+        kdst(&["replay", "syncmap-load-or-store", "--variant", "fixed", "--seed", "2"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("-- ") && stdout.contains(" steps ("), "{stdout}");
+    assert!(stdout.contains("completed:"), "{stdout}");
+}
+
+#[test]
+fn exports_write_perfetto_and_mermaid() {
+    let dir = scratch("exports");
+    let (perfetto, mermaid, trace) =
+        (dir.join("run.json"), dir.join("run.mmd"), dir.join("run.txt"));
+    let (code, _, stderr) = kdst(&[
+        "run",
+        "submariner-logifchanged",
+        "--variant",
+        "fixed",
+        "--seed",
+        "1",
+        "--perfetto",
+        text(&perfetto),
+        "--mermaid",
+        text(&mermaid),
+        "--trace-out",
+        text(&trace),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&perfetto).unwrap()).unwrap();
+    assert!(!json["traceEvents"].as_array().unwrap().is_empty());
+    assert!(std::fs::read_to_string(&mermaid).unwrap().starts_with("sequenceDiagram"));
+    assert!(std::fs::read_to_string(&trace).unwrap().contains("API DELETE"));
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_code_2() {
+    rejects(
+        &["run", "cert-manager-foregrund-deletion"],
+        "did you mean \"cert-manager-foreground-deletion\"",
+    );
+    rejects(&["run", "no-such-thing"], "unknown scenario \"no-such-thing\"");
+    rejects(&["run", "submariner-logifchanged", "--variant", "fixd"], "did you mean \"fixed\"");
+    rejects(&["run", "submariner-logifchanged", "--seed", "12x"], "malformed seed \"12x\"");
+    rejects(&["run", "submariner-logifchanged", "--seed", "99999999999999999999"], "out of range");
+    rejects(&["run", "submariner-logifchanged", "--param", "nope=1"], "nope");
+    rejects(&["run", "submariner-logifchanged", "--param", "requeue-ms=1"], "requeue-ms");
+    rejects(&["run", "submariner-logifchanged", "--param", "requeue-ms"], "NAME=VALUE");
+    rejects(&["run", "submariner-logifchanged", "--strategy", "bogus"], "unknown strategy");
+    rejects(&["run", "submariner-logifchanged", "--strategy", "dfs:2"], "use kdst explore");
+    rejects(&["explore", "submariner-logifchanged", "--seeds", "5..5"], "empty");
+    rejects(&["explore", "submariner-logifchanged", "--shard", "2/2"], "does not exist");
+    rejects(&["explore", "submariner-logifchanged", "--time", "3 fortnights"], "duration");
+    rejects(&["frobnicate"], "unrecognized subcommand");
+    rejects(
+        &["run", "submariner-logifchanged", "--trace-out", "/nonexistent-dir/kdst/trace.txt"],
+        "cannot write /nonexistent-dir/kdst/trace.txt",
+    );
+    rejects(&["replay", "submariner-logifchanged"], "add --seed");
+}
+
+#[test]
+fn bad_schedule_files_get_one_line_and_exit_code_2() {
+    let dir = scratch("bad-schedules");
+    // A real schedule to corrupt: a saved failure.
+    let (code, _, _) = kdst(&[
+        "explore",
+        "informer-cache-locking",
+        "--variant",
+        "no-lock",
+        "--seeds",
+        "0..50",
+        "--save-dir",
+        text(&dir),
+    ]);
+    assert_eq!(code, 1);
+    let saved = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let good = std::fs::read_to_string(&saved).unwrap();
+
+    rejects(&["replay", text(&dir.join("missing.schedule"))], "cannot read schedule file");
+    let write = |name: &str, content: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    };
+    let garbage = write("garbage.schedule", "this is not a schedule\n");
+    rejects(&["replay", text(&garbage)], "not a kdst schedule file");
+    let truncated = write("truncated.schedule", &good[..good.rfind("end").unwrap()]);
+    rejects(&["replay", text(&truncated)], "truncated");
+    let first_line_end = good.find('\n').unwrap();
+    let future = format!("kdst-schedule 99{}", &good[first_line_end..]);
+    let future = write("future.schedule", &future);
+    rejects(&["replay", text(&future)], "version 99");
+    let tampered = write("tampered.schedule", &good.replacen("seed ", "seed 1", 1));
+    let (code, _, stderr) = kdst(&["replay", text(&tampered)]);
+    assert_eq!(code, 2, "{stderr}");
+    // A schedule written by a cargo test (sim_core::Check) is not a scenario's.
+    let foreign = write("foreign.schedule", &retitle(&good, "my_crate_test"));
+    rejects(&["replay", text(&foreign)], "not a kdst scenario");
+    rejects(&["shrink", text(&foreign)], "not a kdst scenario");
+    rejects(&["shrink", text(&garbage)], "not a kdst schedule file");
+    rejects(&["replay", text(&saved), "--seed", "3"], "names its own scenario");
+}
+
+/// The schedule with another `test` name and a checksum that fits again.
+fn retitle(schedule: &str, test: &str) -> String {
+    let mut decoded = sim_core::Schedule::decode(schedule).expect("a good schedule");
+    decoded.test = test.to_string();
+    decoded.encode()
+}
