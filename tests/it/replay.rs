@@ -162,7 +162,8 @@ fn corrupt_schedule_files_are_a_clear_error() {
     let edited_choice = text.replacen("choices\n", "choices\n7 ", 1);
     assert_eq!(Schedule::decode(&edited_choice), Err(ScheduleError::Checksum));
     assert_eq!(Schedule::decode(""), Err(ScheduleError::Empty));
-    assert_eq!(Schedule::decode("hello\nworld\n"), Err(ScheduleError::Truncated));
+    // Not a schedule at all: said before any other check.
+    assert_eq!(Schedule::decode("hello\nworld\n"), Err(ScheduleError::NotASchedule));
     assert!(
         Schedule::decode(&text).is_ok(),
         "the untouched file decodes: the errors above are about the edits"

@@ -209,7 +209,7 @@ struct ShrinkArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replays the shrinker may spend (default: up to 5,000, fewer for long runs, so that
-    /// shrinking replays at most about 100 million steps)
+    /// shrinking replays at most about 20 million steps)
     #[arg(long)]
     budget: Option<u64>,
     /// Output format
@@ -952,7 +952,7 @@ fn shrink_file(args: &ShrinkArgs) -> Result<bool> {
     });
     File::create(&out)
         .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
-    let budget = shrink_budget(args.budget, &schedule, 5_000, 100_000_000);
+    let budget = shrink_budget(args.budget, &schedule, 5_000, 20_000_000);
     let shrunk = match shrink(&Config::default(), &schedule, || target.setup(), budget) {
         Ok(shrunk) => shrunk,
         Err(error) => {
