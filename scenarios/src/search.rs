@@ -331,8 +331,11 @@ impl Target {
         if let Some(file) = schedule_file {
             let _ = writeln!(out, "  kdst replay {}", file.display());
         }
-        let _ = writeln!(out, "  {}", self.replay_command(seed, strategy));
-        let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
+        // A seed names a run only for the seed-driven strategies; a dfs run is its schedule.
+        if sim_core::strategy::by_name(strategy).is_ok() {
+            let _ = writeln!(out, "  {}", self.replay_command(seed, strategy));
+            let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
+        }
         out
     }
 }

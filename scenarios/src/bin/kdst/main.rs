@@ -605,8 +605,10 @@ fn report_doc(
     if let Some(file) = file {
         replay.push(format!("kdst replay {}", file.display()));
     }
-    replay.push(target.replay_command(seed, strategy));
-    replay.push(target.cargo_test_command(seed, strategy));
+    if by_name(strategy).is_ok() {
+        replay.push(target.replay_command(seed, strategy));
+        replay.push(target.cargo_test_command(seed, strategy));
+    }
     ReportDoc {
         seed,
         ran_with: trace.strategy().to_string(),
@@ -811,21 +813,19 @@ fn explore_dfs(args: &ExploreArgs, (kind, bound): (BoundKind, u32)) -> Result<bo
                 (save(&args.save_dir, &target, 0, &schedule), format!("not shrunk: {error}"), None)
             }
         };
-        // The replay command of a dfs failure is its schedule file: the seed alone is not it.
-        let mut report_text = target.report(&sim, &args.strategy, saved.as_deref());
-        if let Some(cut) = report_text.find("\nreplay:\n") {
-            report_text.truncate(cut);
-            report_text.push_str("\nreplay:\n");
-            if let Some(path) = &saved {
-                let _ = writeln!(report_text, "  kdst replay {}", path.display());
-            }
-        }
+        // The replay of a dfs failure is its schedule file: the seed alone is not it (the
+        // report leaves the seed-based commands out).
+        let report_text = target.report(&sim, &args.strategy, saved.as_deref());
         let _ = write!(text, "\n{report_text}{line}\n");
         written = sinks.write(&sim)?;
-        let mut doc =
-            report_doc(&target, &sim, &args.strategy, saved.as_deref(), preemptions, report_text);
-        doc.replay.truncate(usize::from(saved.is_some()));
-        document.reports.push(doc);
+        document.reports.push(report_doc(
+            &target,
+            &sim,
+            &args.strategy,
+            saved.as_deref(),
+            preemptions,
+            report_text,
+        ));
     }
     if let Some(path) = &args.json_out {
         write_json(path, &document)?;
@@ -845,6 +845,13 @@ fn read_schedule(path: &Path) -> Result<Schedule> {
     Schedule::decode(&text).map_err(|error| Usage(format!("{}: {error}", path.display())))
 }
 
+/// The strategy a schedule's run was found with, as the user named it (`pct:2`, not the
+/// strategy object's short name `pct`).
+fn schedule_strategy(schedule: &Schedule) -> String {
+    let named = schedule.params.iter().find(|(key, _)| key == "strategy");
+    named.map_or_else(|| schedule.strategy.clone(), |(_, value)| value.clone())
+}
+
 fn looks_like_a_file(what: &str) -> bool {
     Path::new(what).is_file()
         || what.contains('/')
@@ -860,7 +867,7 @@ fn replay(args: &ReplayArgs) -> Result<bool> {
         }
         let schedule = read_schedule(Path::new(&args.what))?;
         let target = Target::from_schedule(&schedule)?;
-        let strategy = schedule.strategy.clone();
+        let strategy = schedule_strategy(&schedule);
         (target, strategy, Some(schedule))
     } else {
         let Some(_) = args.seed else {
@@ -962,16 +969,17 @@ fn shrink_file(args: &ShrinkArgs) -> Result<bool> {
     };
     std::fs::write(&out, shrunk.schedule.encode())
         .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
-    let mut document = document("shrink", &target, &schedule.strategy, "failure");
+    let strategy = schedule_strategy(&schedule);
+    let mut document = document("shrink", &target, &strategy, "failure");
     let mut sim = Simulation::default();
     sim.set_strategy(Box::new(Replay::new(&shrunk.schedule)));
     target.run(&mut sim, shrunk.schedule.seed);
-    let report = target.report(&sim, &schedule.strategy, Some(&out));
+    let report = target.report(&sim, &strategy, Some(&out));
     document.run = Some(run_doc(&target, &sim));
     document.reports.push(report_doc(
         &target,
         &sim,
-        &schedule.strategy,
+        &strategy,
         Some(&out),
         Some(output::preemptions(&shrunk)),
         report,
