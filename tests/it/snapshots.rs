@@ -36,3 +36,49 @@ fn every_scenario_variant_trace_head_matches_its_snapshot() {
     }
     assert!(checked >= 2 * all().len(), "every scenario has a buggy and a fixed variant");
 }
+
+/// Every buggy variant: the first seed of 0.. that fails under the portfolio with the swarm (as
+/// `kdst explore` searches), shrunk, replayed, and its failure report, in a snapshot named
+/// `report__{scenario}__{variant}`. The report is what a developer reads first: the scenario,
+/// the parameters the seed drew, the failure, the last events of each task involved, the replay
+/// commands.
+#[test]
+fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
+    use scenarios::{Expect, Target};
+    use sim_core::strategy::by_name;
+    use sim_core::{Config, Replay, shrink};
+
+    let mut checked = 0;
+    for scenario in all() {
+        for variant in scenario.variants() {
+            if variant.expect == Expect::Holds {
+                continue;
+            }
+            let target = Target::new(scenario.name(), Some(variant.name))
+                .expect("registered")
+                .with_swarm(true);
+            let mut sim = Simulation::default();
+            sim.set_strategy(by_name("portfolio").expect("known"));
+            let seed =
+                (0..1_000).find(|&seed| target.run(&mut sim, seed).is_failure()).unwrap_or_else(
+                    || panic!("{} {} fails within 1,000 seeds", scenario.name(), variant.name),
+                );
+            let schedule = target.schedule(&sim, "portfolio");
+            // Long runs (the livelock's 75,000 steps) get a small budget, as the CLI gives them.
+            let budget = (5_000_000 / schedule.steps.len() as u64).clamp(20, 2_000);
+            let shrunk = shrink(&Config::default(), &schedule, || target.setup(), budget)
+                .expect("a failing schedule shrinks");
+            let mut replayed = Simulation::default();
+            replayed.set_strategy(Box::new(Replay::new(&shrunk.schedule)));
+            let outcome = target.run(&mut replayed, seed);
+            assert_eq!(outcome.failure().map(|f| f.kind), Some(shrunk.failure.kind));
+            let report = format!("{}{shrunk}\n", target.report(&replayed, "portfolio", None));
+            let name = format!("report__{}__{}", scenario.name(), variant.name);
+            insta::with_settings!({ omit_expression => true }, {
+                insta::assert_snapshot!(name, report);
+            });
+            checked += 1;
+        }
+    }
+    assert!(checked >= all().len(), "every scenario has a buggy variant");
+}
