@@ -70,7 +70,9 @@ pub struct Explorer {
     time_budget: Option<Duration>,
     strategy: Spec,
     pct_max_steps: Option<u64>,
-    jobs: usize,
+    /// Worker threads; `None`: every core, asked only when the search runs (the query reads
+    /// cgroup files on Linux, tens of microseconds).
+    jobs: Option<usize>,
     shard: (u64, u64),
     stop_at_first: bool,
 }
@@ -131,7 +133,7 @@ impl Explorer {
             time_budget: None,
             strategy: Spec::Portfolio,
             pct_max_steps: None,
-            jobs: std::thread::available_parallelism().map_or(1, usize::from),
+            jobs: None,
             shard: (0, 1),
             stop_at_first: false,
         }
@@ -185,7 +187,7 @@ impl Explorer {
     /// If `jobs` is 0.
     pub fn jobs(mut self, jobs: usize) -> Self {
         assert!(jobs >= 1, "kdst: the explorer needs at least one job");
-        self.jobs = jobs;
+        self.jobs = Some(jobs);
         self
     }
 
@@ -234,7 +236,10 @@ impl Explorer {
         let started = Instant::now();
         let plan = Plan::new(self, started);
         let shared = Shared::new(self.stop_at_first, started);
-        let threads = self.jobs.min(usize::try_from(plan.chunks()).unwrap_or(usize::MAX)).max(1);
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let threads = jobs.min(usize::try_from(plan.chunks()).unwrap_or(usize::MAX)).max(1);
         if threads == 1 {
             self.work(&plan, &shared, &run_seed);
         } else {

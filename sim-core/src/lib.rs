@@ -101,7 +101,7 @@ pub use rng::{
 };
 pub use schedule::Schedule;
 pub use shrink::{ShrinkError, Shrunk, shrink};
-pub use strategy::{Dfs, DfsReport, Pct, Random, Replay, ReplayMode, Strategy};
+pub use strategy::{Dfs, DfsReport, Pct, Portfolio, Random, Replay, ReplayMode, Strategy};
 pub use syncmap::SyncMap;
 pub use task::{
     Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn, spawn_daemon,
