@@ -10,7 +10,7 @@
 use std::fmt::{self, Write as _};
 use std::path::Path;
 
-use sim_core::{Outcome, Schedule, Simulation, Trace};
+use sim_core::{Outcome, Schedule, Simulation};
 
 use crate::{Expect, ParamError, Params, Scenario, Variant};
 
@@ -313,9 +313,9 @@ impl Target {
         let _ = writeln!(out, "seed:      {seed}");
         let _ = writeln!(out, "strategy:  {strategy}");
         match trace.outcome() {
-            Some(outcome @ (Outcome::Failed(_) | Outcome::LimitReached(_))) => {
+            Some(outcome @ (Outcome::Failed(failure) | Outcome::LimitReached(failure))) => {
                 let _ = writeln!(out, "\n{outcome}");
-                let lines = involved_events(trace, outcome, 8);
+                let lines = trace.involved_events(failure, 8);
                 if !lines.is_empty() {
                     out.push_str("\nlast events of each task involved:\n");
                     for line in lines {
@@ -338,15 +338,6 @@ impl Target {
         }
         out
     }
-}
-
-/// The last `count` events of the failing task and of each task involved, in that order.
-pub fn involved_events(trace: &Trace, outcome: &Outcome, count: usize) -> Vec<String> {
-    let Some(failure) = outcome.failure() else { return Vec::new() };
-    let mut tasks: Vec<_> =
-        failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
-    tasks.dedup();
-    tasks.into_iter().flat_map(|task| trace.last_events_of(task, count)).collect()
 }
 
 /// The name in `names` closest to `name` by edit distance, if it is close (at most a third of

@@ -202,11 +202,7 @@ impl Check {
         let failure = outcome.failure().expect("not completed");
         let trace = sim.trace();
         let mut out = format!("{} seed {seed} (strategy {strategy}):\n{failure}\n", self.name);
-        let mut tasks: Vec<_> =
-            failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
-        tasks.dedup();
-        let lines: Vec<String> =
-            tasks.into_iter().flat_map(|task| trace.last_events_of(task, 8)).collect();
+        let lines = trace.involved_events(failure, 8);
         if !lines.is_empty() {
             out.push_str("\nlast events of each task involved:\n");
             for line in lines {

@@ -290,6 +290,16 @@ impl Trace {
         out
     }
 
+    /// The last `count` events of the task `failure` names and then of each task it involved
+    /// (the writer a Go fatal error collided with, the tasks a deadlock blocked), rendered: the
+    /// "last events of each task involved" of a failure report.
+    pub fn involved_events(&self, failure: &crate::Failure, count: usize) -> Vec<String> {
+        let mut tasks: Vec<TaskId> =
+            failure.task.into_iter().chain(failure.involved.iter().copied()).collect();
+        tasks.dedup();
+        tasks.into_iter().flat_map(|task| self.last_events_of(task, count)).collect()
+    }
+
     /// The last `count` events of `task`, rendered; for failure reports.
     pub fn last_events_of(&self, task: TaskId, count: usize) -> Vec<String> {
         let mut lines: Vec<String> = self

@@ -664,13 +664,7 @@ fn explore(args: &ExploreArgs) -> Result<bool> {
     if progress {
         eprint!("\r\x1b[2K");
     }
-    let verdict = if !summary.failures.is_empty() {
-        "failure"
-    } else if !summary.limits.is_empty() {
-        "limit"
-    } else {
-        "completed"
-    };
+    let verdict = search_verdict(&summary);
     let mut document = document("explore", &target, &args.strategy, verdict);
     let mut text = format!(
         "kdst explore {} --variant {} (strategy {}{})\n{summary}",
@@ -694,24 +688,7 @@ fn explore(args: &ExploreArgs) -> Result<bool> {
                 found.seed
             );
         }
-        let schedule = target.schedule(&sim, &args.strategy);
-        let (saved, shrunk_line, preemptions) = match shrink(
-            &Config::default(),
-            &schedule,
-            || target.setup(),
-            shrink_budget(args.shrink_budget, &schedule, 2_000, 5_000_000),
-        ) {
-            Ok(shrunk) => {
-                let line = shrunk.to_string();
-                let counts = output::preemptions(&shrunk);
-                (save(&args.save_dir, &target, found.seed, &shrunk.schedule), line, Some(counts))
-            }
-            Err(error) => (
-                save(&args.save_dir, &target, found.seed, &schedule),
-                format!("not shrunk: {error}"),
-                None,
-            ),
-        };
+        let (saved, shrunk_line, preemptions) = shrink_and_save(args, &target, &sim, found.seed);
         let report = target.report(&sim, &args.strategy, saved.as_deref());
         let _ = write!(
             text,
@@ -741,6 +718,41 @@ fn explore(args: &ExploreArgs) -> Result<bool> {
     }
     finish(args.output.format, &document, &text, &written);
     Ok(verdict == "completed")
+}
+
+/// Shrinks the failing run that just ended on `sim` (seed `seed`) and saves the shrunk schedule
+/// (the unshrunk one if it cannot be shrunk) under `--save-dir`: where it was saved, the line
+/// that says how shrinking went, and the preemptions before and after.
+fn shrink_and_save(
+    args: &ExploreArgs,
+    target: &Target,
+    sim: &Simulation,
+    seed: u64,
+) -> (Option<PathBuf>, String, Option<(usize, usize)>) {
+    let schedule = target.schedule(sim, &args.strategy);
+    let budget = shrink_budget(args.shrink_budget, &schedule, 2_000, 5_000_000);
+    match shrink(&Config::default(), &schedule, || target.setup(), budget) {
+        Ok(shrunk) => (
+            save(&args.save_dir, target, seed, &shrunk.schedule),
+            shrunk.to_string(),
+            Some(output::preemptions(&shrunk)),
+        ),
+        Err(error) => {
+            (save(&args.save_dir, target, seed, &schedule), format!("not shrunk: {error}"), None)
+        }
+    }
+}
+
+/// The verdict of a search: `failure` if it found one, else `limit` if a run hit one, else
+/// `completed`.
+fn search_verdict(summary: &ExploreSummary) -> &'static str {
+    if !summary.failures.is_empty() {
+        "failure"
+    } else if !summary.limits.is_empty() {
+        "limit"
+    } else {
+        "completed"
+    }
 }
 
 /// `dfs`, `dfs:B` (preemptions) or `dfs-delays:B`.
@@ -794,25 +806,7 @@ fn explore_dfs(args: &ExploreArgs, (kind, bound): (BoundKind, u32)) -> Result<bo
     );
     let mut written = Vec::new();
     if report.first_failure.is_some() {
-        let schedule = target.schedule(&sim, &args.strategy);
-        let (saved, line, preemptions) = match shrink(
-            &Config::default(),
-            &schedule,
-            || target.setup(),
-            shrink_budget(args.shrink_budget, &schedule, 2_000, 5_000_000),
-        ) {
-            Ok(shrunk) => {
-                let counts = output::preemptions(&shrunk);
-                (
-                    save(&args.save_dir, &target, 0, &shrunk.schedule),
-                    shrunk.to_string(),
-                    Some(counts),
-                )
-            }
-            Err(error) => {
-                (save(&args.save_dir, &target, 0, &schedule), format!("not shrunk: {error}"), None)
-            }
-        };
+        let (saved, line, preemptions) = shrink_and_save(args, &target, &sim, 0);
         // The replay of a dfs failure is its schedule file: the seed alone is not it (the
         // report leaves the seed-based commands out).
         let report_text = target.report(&sim, &args.strategy, saved.as_deref());
@@ -1055,14 +1049,7 @@ fn merge(args: &MergeArgs) -> Result<bool> {
     let mut document = merged.expect("clap requires a file");
     document.command = "merge".to_string();
     let summary = document.search.as_ref().expect("checked");
-    document.verdict = if !summary.failures.is_empty() {
-        "failure"
-    } else if !summary.limits.is_empty() {
-        "limit"
-    } else {
-        "completed"
-    }
-    .to_string();
+    document.verdict = search_verdict(summary).to_string();
     let mut text = format!(
         "kdst merge: {} results of {} --variant {} (strategy {})\n{summary}",
         args.files.len(),
