@@ -472,11 +472,13 @@ struct Shared {
 
 impl Shared {
     /// Counts one run and reports progress if a report is due.
+    /// Without a progress hook it does nothing: the counters are shared by every worker, so
+    /// they are touched only when someone reads them.
     fn ran(&self, failed: bool, progress: Option<&ProgressHook>) {
+        let Some((report, every)) = progress else { return };
         let schedules = self.ran.fetch_add(1, Ordering::Relaxed) + 1;
         let failures =
             self.failed.fetch_add(u64::from(failed), Ordering::Relaxed) + u64::from(failed);
-        let Some((report, every)) = progress else { return };
         let elapsed = self.started.elapsed();
         let now_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let last = self.reported_ms.load(Ordering::Relaxed);
