@@ -21,13 +21,14 @@
 //! path upstream uses for custom resources (GET, then a patch carrying the resourceVersion and
 //! uid, retried via the queue on conflict).
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
+use sim_core::footprint::Resource;
 use sim_core::sync::channel::{self, Sender};
 
 use crate::client::Client;
@@ -196,6 +197,8 @@ struct Shared {
     client: Client,
     nodes: RefCell<BTreeMap<String, Node>>,
     absent: RefCell<AbsentCache>,
+    /// What steps that use the dependency graph or the absent-owner cache touch.
+    resource: Resource,
     attempt_to_delete: WorkQueue<Item>,
     attempt_to_orphan: WorkQueue<Item>,
     changes: Sender<GraphChange>,
@@ -234,6 +237,7 @@ impl GarbageCollector {
             client: client.clone(),
             nodes: RefCell::new(BTreeMap::new()),
             absent: RefCell::new(AbsentCache::new(500)),
+            resource: Resource::new(),
             attempt_to_delete: WorkQueue::with_config(
                 "gc/attemptToDelete",
                 QueueConfig::default().with_rate_limiter(limiter()),
@@ -321,7 +325,7 @@ impl GarbageCollector {
 
     /// A copy of the dependency graph, by uid.
     pub fn graph(&self) -> BTreeMap<String, Node> {
-        self.shared.nodes.borrow().clone()
+        self.shared.nodes().clone()
     }
 
     /// Whether every monitor has synced.
@@ -369,8 +373,26 @@ impl fmt::Display for Item {
 }
 
 impl Shared {
+    /// The graph, for a step that reads it.
+    fn nodes(&self) -> Ref<'_, BTreeMap<String, Node>> {
+        self.resource.read();
+        self.nodes.borrow()
+    }
+
+    /// The graph, for a step that changes it.
+    fn nodes_mut(&self) -> RefMut<'_, BTreeMap<String, Node>> {
+        self.resource.write();
+        self.nodes.borrow_mut()
+    }
+
+    /// The absent-owner cache (a lookup moves the entry to the front: a write).
+    fn absent(&self) -> RefMut<'_, AbsentCache> {
+        self.resource.write();
+        self.absent.borrow_mut()
+    }
+
     fn item(&self, uid: String) -> Item {
-        let label = match self.nodes.borrow().get(&uid) {
+        let label = match self.nodes().get(&uid) {
             Some(node) => node.identity.to_string(),
             None => uid.clone(),
         };
@@ -378,11 +400,11 @@ impl Shared {
     }
 
     fn node(&self, uid: &str) -> Option<Node> {
-        self.nodes.borrow().get(uid).cloned()
+        self.nodes().get(uid).cloned()
     }
 
     fn with_node<R>(&self, uid: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        self.nodes.borrow_mut().get_mut(uid).map(f)
+        self.nodes_mut().get_mut(uid).map(f)
     }
 
     /// `processGraphChanges` for one event.
@@ -418,7 +440,7 @@ impl Shared {
                     observed: true,
                 };
                 let owners = node.owners.clone();
-                self.nodes.borrow_mut().insert(uid.clone(), node);
+                self.nodes_mut().insert(uid.clone(), node);
                 self.add_dependent_to_owners(&uid, &owners);
                 self.process_transitions(event.old.as_deref(), object, &uid);
             }
@@ -489,17 +511,17 @@ impl Shared {
                         .cloned()
                         .collect();
                     if !matching.is_empty() {
-                        self.absent.borrow_mut().add(deleted.clone());
+                        self.absent().add(deleted.clone());
                         for dependent in matching {
                             self.attempt_to_delete.add(self.item(dependent));
                         }
                     }
                 }
                 if remove {
-                    self.nodes.borrow_mut().remove(&uid);
+                    self.nodes_mut().remove(&uid);
                     self.remove_dependent_from_owners(&uid, &node.owners);
                     if !node.dependents.is_empty() {
-                        self.absent.borrow_mut().add(deleted);
+                        self.absent().add(deleted);
                     }
                     for dependent in &node.dependents {
                         self.attempt_to_delete.add(self.item(dependent.clone()));
@@ -525,7 +547,7 @@ impl Shared {
             if exists.is_none() {
                 let mut dependents = BTreeSet::new();
                 dependents.insert(uid.to_string());
-                self.nodes.borrow_mut().insert(
+                self.nodes_mut().insert(
                     owner.uid.clone(),
                     Node {
                         identity: Identity::of_owner(owner, &namespace),
@@ -725,11 +747,11 @@ impl Shared {
         item: &Node,
     ) -> Result<Option<Object>, Stop> {
         let mut key = Identity::of_owner(reference, "");
-        if self.absent.borrow_mut().has(&key) {
+        if self.absent().has(&key) {
             return Ok(None);
         }
         key.namespace = item.identity.namespace.clone();
-        if self.absent.borrow_mut().has(&key) {
+        if self.absent().has(&key) {
             return Ok(None);
         }
         let Some(info) = self.client.server().kind_info(&reference.api_version, &reference.kind)
@@ -753,12 +775,12 @@ impl Shared {
             .await
         {
             Err(error) if error.is_not_found() => {
-                self.absent.borrow_mut().add(key);
+                self.absent().add(key);
                 Ok(None)
             }
             Err(error) => Err(error.into()),
             Ok(owner) if owner.metadata.uid != reference.uid => {
-                self.absent.borrow_mut().add(key);
+                self.absent().add(key);
                 Ok(None)
             }
             Ok(owner) => Ok(Some(owner)),

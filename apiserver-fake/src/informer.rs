@@ -14,6 +14,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
+use sim_core::footprint::Resource;
 use sim_core::sync::Notify;
 use sim_core::sync::channel::{self, Sender};
 
@@ -97,6 +98,9 @@ impl InformerConfig {
 #[derive(Clone, Default)]
 pub struct Cache {
     objects: Rc<RefCell<Objects>>,
+    /// What steps that use the cache touch: a lookup reads its object's part, a listing reads
+    /// the whole cache, a change writes both.
+    resource: Resource,
 }
 
 /// Cached objects by (namespace, name).
@@ -110,6 +114,7 @@ impl Cache {
 
     /// The cached object, shared.
     pub fn get_rc(&self, namespace: &str, name: &str) -> Option<Rc<Object>> {
+        self.resource.part(namespace).part(name).read();
         self.objects.borrow().get(&(namespace.to_string(), name.to_string())).cloned()
     }
 
@@ -120,6 +125,7 @@ impl Cache {
 
     /// Cached objects matching a label selector.
     pub fn list_selector(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Object> {
+        self.resource.read();
         self.objects
             .borrow()
             .values()
@@ -131,6 +137,7 @@ impl Cache {
 
     /// Cached objects whose ownerReferences name `uid`.
     pub fn owned_by(&self, uid: &str) -> Vec<Object> {
+        self.resource.read();
         self.objects
             .borrow()
             .values()
@@ -141,6 +148,7 @@ impl Cache {
 
     /// How many objects are cached.
     pub fn len(&self) -> usize {
+        self.resource.read();
         self.objects.borrow().len()
     }
 
@@ -155,14 +163,23 @@ impl Cache {
 
     /// Stores `object`; the previous state, if any.
     fn put(&self, object: Rc<Object>) -> Option<Rc<Object>> {
+        self.touch(&object);
         self.objects.borrow_mut().insert(Cache::key(&object), object)
     }
 
     fn remove(&self, object: &Object) -> Option<Rc<Object>> {
+        self.touch(object);
         self.objects.borrow_mut().remove(&Cache::key(object))
     }
 
+    /// Records a change of `object` in the cache.
+    fn touch(&self, object: &Object) {
+        self.resource.write();
+        self.resource.part(&object.metadata.namespace).part(&object.metadata.name).write();
+    }
+
     fn snapshot(&self) -> Vec<Rc<Object>> {
+        self.resource.read();
         self.objects.borrow().values().cloned().collect()
     }
 }
@@ -179,6 +196,8 @@ struct Inner {
     synced: Cell<bool>,
     synced_notify: Notify,
     started: Cell<bool>,
+    /// What steps that use the handlers, `started` or `synced` touch.
+    resource: Resource,
 }
 
 /// A shared informer for one kind (in one namespace or all). Cloning gives another handle.
@@ -210,6 +229,7 @@ impl Informer {
                 synced: Cell::new(false),
                 synced_notify: Notify::named(format!("{name} synced")),
                 started: Cell::new(false),
+                resource: Resource::new(),
             }),
         }
     }
@@ -237,6 +257,7 @@ impl Informer {
         Fut: Future<Output = ()> + 'static,
     {
         let (tx, rx) = channel::named(format!("{}/{name} notifications", self.inner.name), None);
+        self.inner.resource.write();
         if self.inner.started.get() {
             for object in self.inner.cache.snapshot() {
                 let _ = tx.try_send(Notification::Added(object));
@@ -252,6 +273,7 @@ impl Informer {
 
     /// Starts the reflector (and the resync loop, if configured) as daemon tasks.
     pub fn start(&self) {
+        self.inner.resource.write();
         if self.inner.started.replace(true) {
             return;
         }
@@ -275,12 +297,16 @@ impl Informer {
 
     /// Whether the first list has reached the cache.
     pub fn has_synced(&self) -> bool {
+        self.inner.resource.read();
         self.inner.synced.get()
     }
 
     /// Waits until the first list has reached the cache (`cache.WaitForCacheSync`).
     pub async fn wait_synced(&self) {
-        while !self.inner.synced.get() {
+        while {
+            self.inner.resource.read();
+            !self.inner.synced.get()
+        } {
             self.inner.synced_notify.notified().await;
         }
     }
@@ -288,6 +314,7 @@ impl Informer {
 
 impl Inner {
     fn distribute(&self, notification: Notification) {
+        self.resource.read();
         for listener in self.listeners.borrow().iter() {
             let _ = listener.try_send(notification.clone());
         }
@@ -352,6 +379,7 @@ async fn reflect(inner: Rc<Inner>) {
         consistent = false;
         let mut resource_version = list.resource_version;
         inner.replace(list.items);
+        inner.resource.write();
         if !inner.synced.replace(true) {
             inner.synced_notify.notify_waiters();
         }

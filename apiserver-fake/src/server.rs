@@ -11,13 +11,14 @@
 //! `apimachinery/pkg/api/validation/objectmeta.go`, `pkg/registry/core/namespace/storage`,
 //! `plugin/pkg/admission/namespace/lifecycle`, and the watch cache (`storage/cacher`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sim_core::footprint::Resource;
 use sim_core::sync::Notify;
 use sim_core::{FailureKind, RngCore};
 
@@ -259,12 +260,15 @@ struct Watcher {
     queue: RefCell<VecDeque<WatchEvent>>,
     closed: Cell<bool>,
     notify: Notify,
+    /// What steps that fill or drain the watch touch.
+    resource: Resource,
     /// The last resourceVersion delivered, for the ordering check.
     last: Cell<u64>,
 }
 
 impl Watcher {
     fn push(&self, event: WatchEvent, buffer_max: usize) {
+        self.resource.write();
         if self.closed.get() {
             return;
         }
@@ -282,6 +286,7 @@ impl Watcher {
     }
 
     fn close(&self) {
+        self.resource.write();
         self.closed.set(true);
         self.notify.notify_one();
     }
@@ -297,6 +302,7 @@ impl Watch {
     /// fault, or closed by the server) and drained.
     pub async fn next(&self) -> Option<WatchEvent> {
         loop {
+            self.watcher.resource.write();
             if let Some(event) = self.watcher.queue.borrow_mut().pop_front() {
                 return Some(event);
             }
@@ -309,23 +315,27 @@ impl Watch {
 
     /// The next event if one is buffered.
     pub fn try_next(&self) -> Option<WatchEvent> {
+        self.watcher.resource.write();
         self.watcher.queue.borrow_mut().pop_front()
     }
 
     /// Closes the watch: buffered events are dropped, `next` returns `None`.
     pub fn stop(&self) {
+        self.watcher.resource.write();
         self.watcher.queue.borrow_mut().clear();
         self.watcher.close();
     }
 
     /// Whether the watch is closed.
     pub fn is_closed(&self) -> bool {
+        self.watcher.resource.read();
         self.watcher.closed.get()
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        self.watcher.resource.write();
         self.watcher.closed.set(true);
     }
 }
@@ -349,6 +359,9 @@ struct Store {
 #[derive(Clone)]
 pub struct ApiServer {
     store: Rc<RefCell<Store>>,
+    /// What steps that call the server touch: a read reads it, a write writes it (every write
+    /// takes the next resourceVersion, so writes never commute anyway).
+    resource: Resource,
 }
 
 impl Default for ApiServer {
@@ -382,6 +395,7 @@ impl ApiServer {
                 compacted: 0,
                 watchers: Vec::new(),
             })),
+            resource: Resource::new(),
         };
         if system {
             for name in PROTECTED_NAMESPACES {
@@ -393,36 +407,48 @@ impl ApiServer {
         server
     }
 
+    /// The store, for a step that reads it.
+    fn read_store(&self) -> Ref<'_, Store> {
+        self.resource.read();
+        self.store.borrow()
+    }
+
+    /// The store, for a step that writes it.
+    fn write_store(&self) -> RefMut<'_, Store> {
+        self.resource.write();
+        self.store.borrow_mut()
+    }
+
     /// Adds a kind (a CRD) to the registry.
     pub fn register(&self, info: KindInfo) -> KindId {
-        self.store.borrow_mut().registry.register(info)
+        self.write_store().registry.register(info)
     }
 
     /// The kind `(apiVersion, kind)`, if served.
     pub fn kind_info(&self, api_version: &str, kind: &str) -> Option<KindInfo> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         store.registry.lookup(api_version, kind).map(|id| store.registry.info(id).clone())
     }
 
     /// Every kind the server serves.
     pub fn kinds(&self) -> Vec<KindInfo> {
-        self.store.borrow().registry.kinds().map(|(_, info)| info.clone()).collect()
+        self.read_store().registry.kinds().map(|(_, info)| info.clone()).collect()
     }
 
     /// The current (latest) resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.store.borrow().rv
+        self.read_store().rv
     }
 
     /// Every stored object, by kind (registration order), namespace and name.
     pub fn objects(&self) -> Vec<Object> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         store.objects.values().flat_map(|bucket| bucket.values().map(|o| (**o).clone())).collect()
     }
 
     /// How many objects are stored.
     pub fn len(&self) -> usize {
-        self.store.borrow().count
+        self.read_store().count
     }
 
     /// Whether no object is stored.
@@ -432,7 +458,7 @@ impl ApiServer {
 
     /// The retained change log (oldest first), as watchers received it.
     pub fn history(&self) -> Vec<Change> {
-        self.store.borrow().history.iter().cloned().collect()
+        self.read_store().history.iter().cloned().collect()
     }
 
     /// Creates objects from manifest text ([`crate::parse_manifests`]), namespaces first, like a
@@ -461,7 +487,7 @@ impl ApiServer {
     }
 
     fn create_inner(&self, mut object: Object, uid: Option<String>) -> Result<Object, ApiError> {
-        let mut store = self.store.borrow_mut();
+        let mut store = self.write_store();
         let (id, info) = store.kind(&object.api_version, &object.kind)?;
         let result = 'create: {
             if info.namespaced {
@@ -543,7 +569,7 @@ impl ApiServer {
         namespace: &str,
         name: &str,
     ) -> Result<Object, ApiError> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let (id, info) = store.kind(api_version, kind)?;
         let namespace = if info.namespaced { namespace } else { "" };
         let result = store
@@ -564,7 +590,7 @@ impl ApiServer {
         namespace: &str,
         name: &str,
     ) -> Option<Object> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let id = store.registry.lookup(api_version, kind)?;
         let namespace = if store.registry.info(id).namespaced { namespace } else { "" };
         store.find(id, namespace, name).map(|o| (**o).clone())
@@ -572,7 +598,7 @@ impl ApiServer {
 
     /// Whether the object is stored; like [`ApiServer::peek`], without a trace event or a copy.
     pub fn exists(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let Some(id) = store.registry.lookup(api_version, kind) else { return false };
         let namespace = if store.registry.info(id).namespaced { namespace } else { "" };
         store.find(id, namespace, name).is_some()
@@ -586,7 +612,7 @@ impl ApiServer {
         namespace: Option<&str>,
         selector: &Selector,
     ) -> Result<ObjectList, ApiError> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let (id, info) = store.kind(api_version, kind)?;
         let items: Vec<Object> = store
             .objects
@@ -614,7 +640,7 @@ impl ApiServer {
         namespace: Option<&str>,
         at_least: u64,
     ) -> Result<ObjectList, ApiError> {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let (id, info) = store.kind(api_version, kind)?;
         let at = store.stale_point(at_least);
         let items: Vec<Object> = store
@@ -683,7 +709,7 @@ impl ApiServer {
     ) -> Result<Object, ApiError> {
         let verb = if subresource == Subresource::Status { "PATCH status" } else { "PATCH" };
         let (info, current) = {
-            let store = self.store.borrow();
+            let store = self.read_store();
             let (id, info) = store.kind(api_version, kind)?;
             let namespace = if info.namespaced { namespace } else { "" };
             (info.clone(), store.find(id, namespace, name).map(|o| (*o).clone()))
@@ -742,7 +768,7 @@ impl ApiServer {
         subresource: Subresource,
         verb: &str,
     ) -> Result<Object, ApiError> {
-        let mut store = self.store.borrow_mut();
+        let mut store = self.write_store();
         let (id, info) = store.kind(&new.api_version, &new.kind)?;
         let namespace =
             if info.namespaced { new.metadata.namespace.clone() } else { String::new() };
@@ -772,7 +798,7 @@ impl ApiServer {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
-        let mut store = self.store.borrow_mut();
+        let mut store = self.write_store();
         let (id, info) = store.kind(api_version, kind)?;
         let namespace = if info.namespaced { namespace } else { "" };
         let result = store.delete(id, &info, namespace, name, options);
@@ -808,7 +834,7 @@ impl ApiServer {
         start: WatchStart,
         bookmarks: bool,
     ) -> Result<Watch, ApiError> {
-        let mut store = self.store.borrow_mut();
+        let mut store = self.write_store();
         let (id, info) = store.kind(api_version, kind)?;
         let namespace = namespace.filter(|_| info.namespaced).map(str::to_string);
         let watcher = Rc::new(Watcher {
@@ -819,6 +845,7 @@ impl ApiServer {
             closed: Cell::new(false),
             notify: Notify::named(format!("watch {}", info.qualified_resource())),
             last: Cell::new(0),
+            resource: Resource::new(),
         });
         let matches = |change: &Change| {
             change.kind == id
@@ -888,7 +915,7 @@ impl ApiServer {
     /// Sends a BOOKMARK with the current resourceVersion to every watch that asked for
     /// bookmarks (the real server does so about once a minute).
     pub fn send_bookmarks(&self) {
-        let store = self.store.borrow();
+        let store = self.read_store();
         let object = Rc::new(Object {
             metadata: crate::object::ObjectMeta {
                 resource_version: store.rv.to_string(),
@@ -924,7 +951,7 @@ impl ApiServer {
     /// Closes every open watch (a restarted API server): informers must rewatch.
     pub fn close_watches(&self) {
         let watchers: Vec<_> =
-            self.store.borrow().watchers.iter().filter_map(Weak::upgrade).collect();
+            self.read_store().watchers.iter().filter_map(Weak::upgrade).collect();
         for watcher in watchers {
             watcher.close();
         }

@@ -21,12 +21,13 @@
 //! are no metrics and no 10 s heartbeat (virtual time needs none). Added for simulation: a
 //! queue holding more than [`QueueConfig::length_max`] keys ends the run as a limit.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Display;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use sim_core::footprint::Resource;
 use sim_core::sync::Notify;
 use sim_core::{FailureKind, SimTime, event, now, spawn_daemon, timeout, yield_now};
 
@@ -43,7 +44,7 @@ impl<K> Clone for WorkQueue<K> {
 
 impl<K> std::fmt::Debug for WorkQueue<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.shared.state.borrow();
+        let state = self.shared.state();
         f.debug_struct("WorkQueue")
             .field("name", &self.shared.name)
             .field("len", &state.queue.len())
@@ -60,6 +61,16 @@ struct Shared<K> {
     /// Wakes the waiting loop: an earlier deadline, or shutdown.
     wakeup: Notify,
     state: RefCell<State<K>>,
+    /// What steps that use the queue touch (every operation writes it).
+    resource: Resource,
+}
+
+impl<K> Shared<K> {
+    /// The state, for a step that uses the queue.
+    fn state(&self) -> RefMut<'_, State<K>> {
+        self.resource.write();
+        self.state.borrow_mut()
+    }
 }
 
 struct State<K> {
@@ -105,6 +116,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
             wakeup: Notify::named(format!("work queue {name} waiting loop")),
             name,
             state: RefCell::new(state),
+            resource: Resource::new(),
         };
         WorkQueue { shared: Rc::new(shared) }
     }
@@ -120,7 +132,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
     /// Ends the run with [`FailureKind::ResourceLimit`] if the queue would hold more than
     /// [`QueueConfig::length_max`] keys.
     pub fn add(&self, key: K) {
-        let mut state = self.shared.state.borrow_mut();
+        let mut state = self.shared.state();
         if state.shutting_down || state.dirty.contains(&key) {
             return;
         }
@@ -147,7 +159,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
             return;
         }
         let ready_at = now() + delay;
-        let mut state = self.shared.state.borrow_mut();
+        let mut state = self.shared.state();
         if let Some(&(at, seq)) = state.waiting_at.get(&key) {
             if at <= ready_at {
                 return;
@@ -175,18 +187,18 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
     /// Adds `key` after the rate limiter's delay for it (client-go's `AddRateLimited`), which
     /// counts one more requeue of the key.
     pub fn add_rate_limited(&self, key: K) {
-        let delay = self.shared.state.borrow_mut().limiter.when(&key);
+        let delay = self.shared.state().limiter.when(&key);
         self.add_after(key, delay);
     }
 
     /// Resets the rate limiter's failure count of `key` (client-go's `Forget`).
     pub fn forget(&self, key: &K) {
-        self.shared.state.borrow_mut().limiter.forget(key);
+        self.shared.state().limiter.forget(key);
     }
 
     /// How many times `key` was rate-limited since it was last forgotten.
     pub fn num_requeues(&self, key: &K) -> u32 {
-        self.shared.state.borrow().limiter.num_requeues(key)
+        self.shared.state().limiter.num_requeues(key)
     }
 
     /// Waits for a key and marks it as processing; the caller must call [`WorkQueue::done`]
@@ -197,7 +209,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
         loop {
             let notified = self.shared.ready.notified();
             {
-                let mut state = self.shared.state.borrow_mut();
+                let mut state = self.shared.state();
                 if let Some(key) = state.queue.pop_front() {
                     state.dirty.remove(&key);
                     state.processing.insert(key.clone());
@@ -215,7 +227,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
 
     /// Ends the processing of `key`; if it was added meanwhile, queues it again.
     pub fn done(&self, key: &K) {
-        let mut state = self.shared.state.borrow_mut();
+        let mut state = self.shared.state();
         state.processing.remove(key);
         let again = state.dirty.contains(key);
         if again {
@@ -233,7 +245,7 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
     /// Shuts the queue down: later adds are ignored, waiting keys are dropped, and `get` returns
     /// the keys still queued, then `None`.
     pub fn shut_down(&self) {
-        let mut state = self.shared.state.borrow_mut();
+        let mut state = self.shared.state();
         let first = !state.shutting_down;
         state.shutting_down = true;
         state.drain = false;
@@ -251,11 +263,11 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
     /// processed (client-go's `ShutDownWithDrain`); a later `shut_down` ends the wait.
     pub async fn shut_down_with_drain(&self) {
         self.shut_down();
-        self.shared.state.borrow_mut().drain = true;
+        self.shared.state().drain = true;
         loop {
             let notified = self.shared.ready.notified();
             {
-                let state = self.shared.state.borrow();
+                let state = self.shared.state();
                 if state.processing.is_empty() || !state.drain {
                     return;
                 }
@@ -266,12 +278,12 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
 
     /// Whether the queue is shut down.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.state.borrow().shutting_down
+        self.shared.state().shutting_down
     }
 
     /// The number of keys ready to be handed out (client-go's `Len`; waiting keys not counted).
     pub fn len(&self) -> usize {
-        self.shared.state.borrow().queue.len()
+        self.shared.state().queue.len()
     }
 
     /// Whether no key is ready to be handed out.
@@ -281,17 +293,17 @@ impl<K: Ord + Clone + Display + 'static> WorkQueue<K> {
 
     /// The number of keys waiting for their `add_after` delay.
     pub fn waiting_len(&self) -> usize {
-        self.shared.state.borrow().waiting_at.len()
+        self.shared.state().waiting_at.len()
     }
 
     /// Whether a worker holds `key` (between `get` and `done`).
     pub fn is_processing(&self, key: &K) -> bool {
-        self.shared.state.borrow().processing.contains(key)
+        self.shared.state().processing.contains(key)
     }
 
     /// Whether `key` was added and not yet handed out since.
     pub fn is_dirty(&self, key: &K) -> bool {
-        self.shared.state.borrow().dirty.contains(key)
+        self.shared.state().dirty.contains(key)
     }
 
     fn check_room(&self, held: usize, length_max: usize) {
@@ -317,7 +329,7 @@ async fn waiting_loop<K: Ord + Clone + Display + 'static>(shared: Weak<Shared<K>
         let wakeup = queue.shared.wakeup.notified();
         let at = now();
         let next = loop {
-            let mut state = queue.shared.state.borrow_mut();
+            let mut state = queue.shared.state();
             if state.shutting_down {
                 return;
             }

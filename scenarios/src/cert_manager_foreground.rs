@@ -34,6 +34,8 @@
 //! allowed, for stale caches).
 
 use std::cell::RefCell;
+
+use sim_core::footprint::Resource;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -243,6 +245,7 @@ impl Scenario for ForegroundDeletion {
             finalizer_delay: delays,
             sign_delay: params.millis("sign-delay-ms"),
             cleanups: RefCell::new(BTreeMap::new()),
+            cleanups_resource: Resource::new(),
         });
         issuer.start(move |key| external_issuer(issuer_world.clone(), key));
         for informer in [&caches.certificates, &caches.requests, &caches.secrets] {
@@ -511,6 +514,8 @@ struct Issuer {
     sign_delay: Duration,
     /// When each request's clean-up will be done (drawn once per request).
     cleanups: RefCell<BTreeMap<String, sim_core::SimTime>>,
+    /// `cleanups`, as the issuer's workers touch it (for partial-order reduction).
+    cleanups_resource: Resource,
 }
 
 async fn external_issuer(issuer: Rc<Issuer>, key: ObjectKey) -> ReconcileResult {
@@ -524,6 +529,7 @@ async fn external_issuer(issuer: Rc<Issuer>, key: ObjectKey) -> ReconcileResult 
             return Ok(Action::Done);
         }
         let uid = request.metadata.uid.clone();
+        issuer.cleanups_resource.write();
         let done = *issuer.cleanups.borrow_mut().entry(uid).or_insert_with(|| {
             let (low, high) = issuer.finalizer_delay;
             now + if high > low { random_duration(low, high) } else { low }

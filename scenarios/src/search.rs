@@ -10,7 +10,9 @@
 use std::fmt::{self, Write as _};
 use std::path::Path;
 
-use sim_core::{Outcome, Schedule, Simulation};
+use std::time::Duration;
+
+use sim_core::{Config, Outcome, Schedule, Simulation};
 
 use crate::{Expect, ParamError, Params, Scenario, Variant};
 
@@ -337,6 +339,21 @@ impl Target {
             let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
         }
         out
+    }
+}
+
+/// The simulator configuration for runs of `strategy` (a `--strategy` value or a schedule file's
+/// strategy): [`sim_core::Config::default`], except that the bounded exhaustive searches
+/// (`dfs…`) run with polls that cost no virtual time. Then the clock moves only when every task
+/// waits, so steps that read it (timestamps, timers) commute with the steps of other tasks, and
+/// partial-order reduction can tell equivalent schedules apart from different ones. Replaying
+/// and shrinking a schedule uses the configuration of the strategy that found it.
+pub fn config_for(strategy: &str) -> Config {
+    let exhaustive = strategy.split(':').next().is_some_and(|name| name.starts_with("dfs"));
+    if exhaustive {
+        Config::default().with_poll_cost(Duration::ZERO, Duration::ZERO)
+    } else {
+        Config::default()
     }
 }
 

@@ -26,6 +26,8 @@
 //! write dropped it.
 
 use std::cell::RefCell;
+
+use sim_core::footprint::Resource;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub struct LoadOrStore;
 #[derive(Debug, Default)]
 pub struct TenantState {
     namespaces: RefCell<Vec<String>>,
+    /// The slice header, as steps touch it (for partial-order reduction).
+    resource: Resource,
 }
 
 /// `*tenantState`: a pointer. Equality is pointer identity, as for Go's `CompareAndSwap` on
@@ -63,11 +67,13 @@ impl PartialEq for TenantRef {
 
 impl TenantRef {
     fn new(namespaces: Vec<String>) -> Self {
-        TenantRef(Rc::new(TenantState { namespaces: RefCell::new(namespaces) }))
+        let namespaces = RefCell::new(namespaces);
+        TenantRef(Rc::new(TenantState { namespaces, resource: Resource::new() }))
     }
 
     /// A copy of the namespaces (reading the slice header).
     pub fn namespaces(&self) -> Vec<String> {
+        self.0.resource.read();
         self.0.namespaces.borrow().clone()
     }
 }
@@ -81,6 +87,8 @@ pub struct TenantIndex {
     last_writer: Rc<RefCell<BTreeMap<String, String>>>,
     /// (tenant, namespace, worker) for every `Track` that returned.
     tracked: Rc<RefCell<Vec<(String, String, String)>>>,
+    /// `last_writer` and `tracked`, as steps touch them.
+    record: Resource,
 }
 
 /// `tenantNamespaces.Track(tenant, ns)`, as each variant has it.
@@ -115,10 +123,13 @@ pub async fn track(index: &TenantIndex, tenant: &str, namespace: &str) {
             // header and storing the new one.
             yield_now().await;
             names.push(namespace.to_string());
+            state.0.resource.write();
             *state.0.namespaces.borrow_mut() = names;
+            index.record.write();
             index.last_writer.borrow_mut().insert(tenant.to_string(), worker.clone());
         }
     }
+    index.record.write();
     index.tracked.borrow_mut().push((tenant.to_string(), namespace.to_string(), worker));
 }
 
@@ -215,6 +226,7 @@ impl Scenario for LoadOrStore {
             map: SyncMap::new(),
             last_writer: Rc::default(),
             tracked: Rc::default(),
+            record: Resource::new(),
         };
         let server = ApiServer::default();
         let (tenants, per_tenant) = (params.count("tenants"), params.count("namespaces"));
@@ -245,9 +257,14 @@ impl Scenario for LoadOrStore {
         let total = tenants * per_tenant;
         spawn("driver", async move {
             let deadline = sim_core::now() + Duration::from_secs(60);
-            while index.tracked.borrow().len() < total && sim_core::now() < deadline {
+            while {
+                index.record.read();
+                index.tracked.borrow().len() < total
+            } && sim_core::now() < deadline
+            {
                 sleep(Duration::from_millis(5)).await;
             }
+            index.record.read();
             event(format!("{} of {total} namespaces tracked", index.tracked.borrow().len()));
         });
     }

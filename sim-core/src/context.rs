@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::failure::{Failure, FailureKind};
+use crate::footprint::Access;
 use crate::oracle::Oracles;
 use crate::rng::Streams;
 use crate::strategy::Strategy;
@@ -100,6 +101,8 @@ pub(crate) struct TaskMeta {
     /// Labels pushed with [`crate::enter`]: the task's "stack", innermost last.
     pub frames: Vec<Cow<'static, str>>,
     pub wait: Option<Wait>,
+    /// Resources this task created ([`crate::footprint::Resource::new`]).
+    pub resources: u64,
 }
 
 /// Shared, non-hot simulation state.
@@ -116,6 +119,8 @@ pub(crate) struct State {
     pub failure: Option<Failure>,
     pub streams: Streams,
     pub oracles: Oracles,
+    /// Resources the setup created ([`crate::footprint::Resource::new`]).
+    pub setup_resources: u64,
 }
 
 impl State {
@@ -131,6 +136,7 @@ impl State {
             failure: None,
             streams: Streams::new(),
             oracles: Oracles::new(),
+            setup_resources: 0,
         }
     }
 
@@ -174,6 +180,10 @@ pub(crate) struct Context {
     /// The data pointer of the running task's own waker, to recognise it in `YieldNow`.
     pub waker_data: Cell<*const ()>,
     pub runq: RefCell<RunQueue>,
+    /// The strategy asked for footprints: primitives record what each step touches.
+    pub tracking: Cell<bool>,
+    /// What the running step touched so far (only while `tracking`).
+    pub footprint: RefCell<Vec<Access>>,
     pub state: RefCell<State>,
     pub strategy: RefCell<Option<Box<dyn Strategy>>>,
 }
@@ -195,6 +205,8 @@ thread_local! {
             yielded: Cell::new(false),
             waker_data: Cell::new(std::ptr::null()),
             runq: RefCell::new(RunQueue::new()),
+            tracking: Cell::new(false),
+            footprint: RefCell::new(Vec::new()),
             state: RefCell::new(State::new()),
             strategy: RefCell::new(None),
         }
@@ -302,6 +314,7 @@ pub(crate) fn failure_here(
 pub(crate) fn wake_task(id: u32) {
     let _ = CTX.try_with(|ctx| {
         if ctx.active.get() {
+            crate::footprint::record_wake(ctx, id);
             ctx.runq.borrow_mut().wake(id);
         }
     });

@@ -19,6 +19,7 @@ use std::task::{Context as TaskContext, Wake, Waker};
 
 use crate::context::{self, BoxFuture, CTX, Context, NO_TASK, Slot};
 use crate::failure::{Failure, FailureKind, Outcome};
+use crate::footprint::{self, Access, Resource};
 use crate::oracle;
 use crate::rng::{fnv1a, mix64};
 use crate::schedule::Schedule;
@@ -183,6 +184,8 @@ impl Simulation {
     fn begin(&mut self, ctx: &Context, seed: u64) {
         let mut strategy = self.strategy.take().expect("kdst internal: strategy missing");
         strategy.begin(seed);
+        ctx.tracking.set(strategy.wants_footprints());
+        ctx.footprint.borrow_mut().clear();
         *ctx.strategy.borrow_mut() = Some(strategy);
         ctx.active.set(true);
         ctx.now.set(0);
@@ -210,6 +213,7 @@ impl Simulation {
         state.failure = None;
         state.streams.reset(seed);
         state.oracles.clear();
+        state.setup_resources = 0;
         self.trace.seed = seed;
         self.trace.steps.clear();
         self.trace.outcome = None;
@@ -335,7 +339,29 @@ impl Simulation {
             ctx.yielded.set(false);
             ctx.runq.borrow_mut().wake(task);
         }
+        if ctx.tracking.get() {
+            self.step_done(ctx, task);
+        }
         ctx.current.set(NO_TASK);
+    }
+
+    /// Hands the step's footprint to the strategy, with what every step touches: its own task
+    /// (which a wake writes), whether the run goes on (which `stop` and the last live task's exit
+    /// write), and the clock when polls cost virtual time (each step then moves it).
+    #[cold]
+    fn step_done(&mut self, ctx: &Context, task: u32) {
+        let mut accesses = ctx.footprint.borrow_mut();
+        accesses.push(Access { resource: Resource::task(task), write: true });
+        accesses.push(Access { resource: Resource::RUN, write: false });
+        if !self.config.poll_cost.is_zero() || !self.config.poll_jitter.is_zero() {
+            accesses.push(Access { resource: Resource::CLOCK, write: true });
+        }
+        footprint::normalize(&mut accesses);
+        let runnable = ctx.runq.borrow().is_queued(task);
+        let mut strategy = ctx.strategy.borrow_mut();
+        let strategy = strategy.as_mut().expect("kdst internal: no strategy during a run");
+        strategy.step_done(TaskId(task), &accesses, runnable);
+        accesses.clear();
     }
 
     /// A task finished: mark it done (so wakes from its last poll or its destructors are ignored,
@@ -359,8 +385,10 @@ impl Simulation {
             meta.daemon
         };
         if !daemon {
+            Resource::ALIVE.write();
             ctx.alive.set(ctx.alive.get() - 1);
             if ctx.alive.get() == 0 {
+                Resource::RUN.write();
                 ctx.attention.set(true);
             }
         }
@@ -583,6 +611,8 @@ impl Simulation {
         drop(state);
         ctx.runq.borrow_mut().clear();
         ctx.waker_data.set(std::ptr::null());
+        ctx.tracking.set(false);
+        ctx.footprint.borrow_mut().clear();
         self.trace.strategy = self.strategy_name();
         self.trace.end_time_ns = ctx.now.get();
         self.trace.outcome = Some(outcome.clone());

@@ -27,6 +27,7 @@ use std::rc::Rc;
 use crate::context::{self, Context, NO_TASK};
 use crate::executor::Abort;
 use crate::failure::FailureKind;
+use crate::footprint::Resource;
 use crate::task::yield_now;
 use crate::{SimTime, TaskId};
 
@@ -49,6 +50,8 @@ struct Inner<K, V> {
     name: Cow<'static, str>,
     data: RefCell<BTreeMap<K, V>>,
     writing: Cell<Option<Writer>>,
+    /// What steps that use the map touch: reads read it, writes write it.
+    resource: Resource,
 }
 
 /// A map that crashes the run as Go does on unsynchronised concurrent access.
@@ -70,6 +73,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
                 name: name.into(),
                 data: RefCell::new(BTreeMap::new()),
                 writing: Cell::new(None),
+                resource: Resource::new(),
             }),
         }
     }
@@ -106,6 +110,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
 
     /// `len(m)`: like Go's, it does not check the writing flag and is not a scheduling point.
     pub fn len(&self) -> usize {
+        self.inner.resource.read();
         self.inner.data.borrow().len()
     }
 
@@ -119,6 +124,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
     /// the interleaving, not the order, is what the crash depends on).
     pub async fn range(&self, mut f: impl FnMut(&K, &V) -> bool) {
         yield_now().await;
+        self.inner.resource.read();
         let keys: Vec<K> = self.inner.data.borrow().keys().cloned().collect();
         for (index, key) in keys.iter().enumerate() {
             if index > 0 {
@@ -148,6 +154,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
     /// A copy of the contents without any check or scheduling point: for oracles and tests,
     /// not for modelled Go code.
     pub fn snapshot(&self) -> BTreeMap<K, V> {
+        self.inner.resource.read();
         self.inner.data.borrow().clone()
     }
 
@@ -159,9 +166,11 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
 
     async fn write<R>(&self, op: &'static str, f: impl FnOnce(&mut BTreeMap<K, V>) -> R) -> R {
         yield_now().await;
+        self.inner.resource.write();
         self.check_flag(CONCURRENT_WRITES, op);
         let flag = WritingFlag::set(&self.inner.writing, op);
         yield_now().await;
+        self.inner.resource.write();
         let result = f(&mut self.inner.data.borrow_mut());
         drop(flag);
         result
@@ -169,6 +178,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
 
     /// Dies with `text` if a write is in progress.
     fn check_flag(&self, text: &'static str, op: &'static str) {
+        self.inner.resource.read();
         if let Some(writer) = self.inner.writing.get() {
             fatal(text, &self.inner.name, op, writer);
         }

@@ -77,6 +77,7 @@ mod explore;
 /// Trace exports: Chrome trace event JSON (opens in Perfetto) and Mermaid sequence diagrams.
 pub mod export;
 mod failure;
+pub mod footprint;
 mod gomap;
 mod oracle;
 mod rng;

@@ -130,6 +130,7 @@ pub fn seed() -> u64 {
 /// # Panics
 /// Outside a simulation.
 pub fn with_stream<R>(label: &str, f: impl FnOnce(&mut ChaCha8Rng) -> R) -> R {
+    crate::footprint::Resource::named("stream").part(label).write();
     context::with_state("with_stream", |state| f(state.streams.named(label)))
 }
 

@@ -14,6 +14,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::context::{self, NO_TASK, Slot, TaskMeta, Wait};
 use crate::failure::FailureKind;
+use crate::footprint::Resource;
 use crate::trace::{EventKind, TASK_ID_MAX};
 
 /// A task's id: its spawn order within the run, starting at 0.
@@ -75,6 +76,8 @@ where
         let value = future.await;
         completer.complete(value);
     };
+    Resource::TASKS.write();
+    Resource::ALIVE.write();
     let id = context::with("spawn", |ctx| {
         let mut state = ctx.state.borrow_mut();
         let id = state.tasks.len() as u32;
@@ -101,6 +104,7 @@ where
             parent,
             frames: Vec::new(),
             wait: None,
+            resources: 0,
         });
         state.spawned.push((id, Box::pin(wrapped)));
         drop(state);
@@ -144,6 +148,7 @@ impl<T> JoinState<T> {
     }
 
     fn poll_join(&self, task: TaskId, cx: &mut TaskContext<'_>) -> Poll<T> {
+        Resource::task(task.0).read();
         if self.finished.get() {
             let value = self.value.borrow_mut().take();
             return Poll::Ready(value.expect("kdst: a JoinHandle was polled after it completed"));
@@ -173,6 +178,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the task has finished.
     pub fn is_finished(&self) -> bool {
+        Resource::task(self.id.0).read();
         self.join.finished.get()
     }
 }
@@ -371,6 +377,7 @@ impl Drop for Frame {
 /// # Panics
 /// Outside a simulation.
 pub fn stop() {
+    Resource::RUN.write();
     context::with("stop", |ctx| {
         ctx.stop.set(true);
         ctx.attention.set(true);

@@ -16,6 +16,7 @@ use std::time::Duration;
 use pin_project::pin_project;
 
 use crate::context::{self, Wait};
+use crate::footprint::Resource;
 
 /// A point in virtual time: nanoseconds since the start of the run.
 #[derive(
@@ -164,6 +165,7 @@ impl Timers {
 /// # Panics
 /// Outside a simulation.
 pub fn now() -> SimTime {
+    Resource::CLOCK.read();
     context::with("now", |ctx| SimTime(ctx.now.get()))
 }
 
@@ -206,6 +208,7 @@ impl Sleep {
         if let Some(id) = self.timer.take()
             && context::is_active()
         {
+            Resource::timers_at(self.deadline.0).write();
             context::with_state("Sleep::drop", |state| state.timers.cancel(id));
         }
     }
@@ -216,6 +219,7 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let deadline = self.deadline.0;
+        Resource::CLOCK.read();
         context::with("sleep", |ctx| {
             if ctx.now.get() >= deadline {
                 return Poll::Ready(());
@@ -226,6 +230,7 @@ impl Future for Sleep {
                 None => false,
             };
             if !registered {
+                Resource::timers_at(deadline).write();
                 self.timer = Some(state.timers.add(deadline, cx.waker().clone()));
                 ctx.next_event.set(ctx.next_event.get().min(deadline));
             }

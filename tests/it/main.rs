@@ -5,6 +5,7 @@ mod check;
 mod determinism;
 mod dfs;
 mod dfs_delays;
+mod dfs_por;
 mod executor;
 mod explore;
 mod export;

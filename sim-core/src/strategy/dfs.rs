@@ -66,6 +66,7 @@ use std::rc::Rc;
 
 use super::{Choice, Divergence, Strategy};
 use crate::failure::Outcome;
+use crate::footprint::{self, Access};
 use crate::{Simulation, TaskId};
 
 /// The bounded depth-first strategy. Clones are handles on one search.
@@ -110,6 +111,25 @@ enum Point {
     Draw { bound: u64 },
 }
 
+/// A task that need not run at a choice point: running it there only reorders independent steps
+/// of a schedule explored already (a sleep set, Godefroid 1996).
+#[derive(Clone, Debug)]
+struct Sleeper {
+    task: TaskId,
+    /// The footprint of the task's next run of steps: from the choice point until the task
+    /// blocks or finishes, as the search ran it there.
+    accesses: Rc<[Access]>,
+}
+
+/// The steps of the task running now since the first choice point of this run of steps whose
+/// run footprint is not known yet: (that choice point's path index if it is one whose footprint
+/// is wanted, the step's footprint, whether the step drew a value).
+#[derive(Debug, Default)]
+struct Block {
+    task: Option<TaskId>,
+    steps: Vec<(Option<usize>, Vec<Access>, bool)>,
+}
+
 /// One choice point of the current path.
 #[derive(Clone, Debug)]
 struct Frame {
@@ -122,6 +142,15 @@ struct Frame {
     preemptions: u32,
     /// What the bound counts.
     kind: BoundKind,
+    /// With reduction, at a task choice: the sleep set this choice point was reached with.
+    sleep: Vec<Sleeper>,
+    /// With reduction: alternatives explored here already that put their task to sleep for the
+    /// alternatives after them.
+    done: Vec<Sleeper>,
+    /// With reduction: the footprint of the run of steps the taken alternative started (until
+    /// its task blocked or finished), and whether it may join `done` when the search moves on
+    /// (see [`Search::step_done`]).
+    ran: Option<(Rc<[Access]>, bool)>,
 }
 
 impl Frame {
@@ -141,11 +170,25 @@ impl Frame {
         }
     }
 
-    /// The next untried alternative that stays within `bound` preemptions.
+    /// The next untried alternative that stays within `bound` preemptions and whose task is not
+    /// asleep here.
     fn next_alternative(&self, bound: u32) -> Option<u64> {
-        let next = self.taken + 1;
-        let cost = self.preemptions.saturating_add(self.cost(next));
-        (next < self.alternatives() && cost <= bound).then_some(next)
+        let mut next = self.taken + 1;
+        while next < self.alternatives() {
+            if self.preemptions.saturating_add(self.cost(next)) > bound {
+                return None;
+            }
+            match &self.point {
+                Point::Task { order, .. } if self.is_asleep(order[next as usize]) => next += 1,
+                _ => return Some(next),
+            }
+        }
+        None
+    }
+
+    /// Whether `task` is asleep at this choice point.
+    fn is_asleep(&self, task: TaskId) -> bool {
+        self.sleep.iter().chain(&self.done).any(|sleeper| sleeper.task == task)
     }
 
     /// The task taken, for a task frame.
@@ -183,6 +226,19 @@ struct Search {
     recorded: u64,
     first_failure: Option<(u64, Outcome)>,
     scratch: Vec<TaskId>,
+    /// Partial-order reduction with sleep sets is on.
+    reduce: bool,
+    /// The sleep set the next new task choice point is reached with.
+    pending: Vec<Sleeper>,
+    /// The run of steps of the task running now, with reduction.
+    block: Block,
+    /// The step running now drew a value ([`crate::choose`]).
+    drew: bool,
+    /// Every runnable task was asleep at a choice point of this run: the run goes on without
+    /// choice points, since every way on from there reorders a schedule explored already.
+    blocked: bool,
+    /// Runs that reached such a point.
+    redundant: u64,
 }
 
 impl Search {
@@ -204,6 +260,12 @@ impl Search {
             recorded: 0,
             first_failure: None,
             scratch: Vec::new(),
+            reduce: false,
+            pending: Vec::new(),
+            block: Block::default(),
+            drew: false,
+            blocked: false,
+            redundant: 0,
         }
     }
 
@@ -250,6 +312,10 @@ impl Search {
 
     fn backtrack(&mut self) {
         while let Some(frame) = self.path.last_mut() {
+            if let Some((accesses, true)) = frame.ran.take() {
+                let task = frame.task();
+                frame.done.push(Sleeper { task, accesses });
+            }
             if let Some(next) = frame.next_alternative(self.bound) {
                 frame.taken = next;
                 return;
@@ -257,6 +323,82 @@ impl Search {
             self.path.pop();
         }
         self.complete = true;
+    }
+
+    /// With reduction, before a step of `task` picked at choice point `index`: the step joins
+    /// the task's current run of steps, or starts a new one (closing the last, cut short, if
+    /// another task ran it).
+    fn extend_block(&mut self, task: TaskId, index: usize) {
+        if !self.reduce {
+            return;
+        }
+        if self.block.task != Some(task) {
+            self.close_block(false);
+            self.block.task = Some(task);
+        }
+        let wanted = self.path[index].ran.is_none();
+        if wanted || !self.block.steps.is_empty() {
+            self.block.steps.push((wanted.then_some(index), Vec::new(), false));
+        }
+    }
+
+    /// Ends the current run of steps: each choice point in it whose footprint was wanted gets
+    /// the union of the footprints from its step to the end. Only a run that ended with its task
+    /// blocked or finished (`complete`) and drew no value stands for its task in a sleep set.
+    fn close_block(&mut self, complete: bool) {
+        let mut union: Vec<Access> = Vec::new();
+        let mut drew = false;
+        for (index, accesses, step_drew) in self.block.steps.drain(..).rev() {
+            union.extend_from_slice(&accesses);
+            footprint::normalize(&mut union);
+            drew |= step_drew;
+            if let Some(index) = index
+                && self.path[index].ran.is_none()
+            {
+                self.path[index].ran = Some((union.as_slice().into(), complete && !drew));
+            }
+        }
+        self.block.task = None;
+    }
+
+    /// After a step, with reduction: records the step's footprint in its task's run of steps
+    /// (closing the run if the task blocked or finished), and, when the next choice point is
+    /// new, its sleep set: the tasks asleep here whose run of steps is independent of this step
+    /// stay asleep.
+    ///
+    /// Why sleeping tasks stand for whole runs of steps. A task explored at a choice point
+    /// sleeps in the alternatives after it: a schedule of theirs that runs the sleeping task's
+    /// steps before any step they depend on is equivalent to one with those steps moved to the
+    /// front, which the sleeping task's own alternative covered. With a preemption bound that
+    /// is only true if the moved schedule has no more preemptions (Musuvathi and Qadeer,
+    /// "Partial-Order Reduction for Context-Bounded State Exploration", MSR-TR-2007-12, show how
+    /// the two interact). Moving one step of a task that then stays runnable can add a
+    /// preemption; moving the task's whole contiguous run, up to where it blocks, finishes or is
+    /// preempted anyway, cannot: the switch it adds after the run replaces one the run had
+    /// before it. So a sleeping task carries the footprint of its run until it blocks, and
+    /// wakes as soon as any step conflicts with any step of that run.
+    fn step_done(&mut self, task: TaskId, accesses: &[Access], runnable: bool) {
+        if !self.reduce || self.blocked {
+            return;
+        }
+        if self.block.task == Some(task)
+            && let Some(last) = self.block.steps.last_mut()
+        {
+            last.1.extend_from_slice(accesses);
+            last.2 = self.drew;
+        }
+        if !runnable {
+            self.close_block(true);
+        }
+        if self.cursor == self.path.len()
+            && let Some(frame) = self.path.iter().rev().find(|frame| is_task(frame))
+        {
+            self.pending.clear();
+            let awake = |sleeper: &&Sleeper| {
+                sleeper.task != task && !footprint::conflicts(&sleeper.accesses, accesses)
+            };
+            self.pending.extend(frame.sleep.iter().chain(&frame.done).filter(awake).cloned());
+        }
     }
 
     fn summary(&self) -> String {
@@ -273,6 +415,11 @@ impl Search {
                 "{verdict} in schedule {index} (after {schedules} schedules {within}): {outcome}"
             );
         }
+        let within = if self.reduce {
+            format!("{within} up to the order of independent steps ({} redundant)", self.redundant)
+        } else {
+            within
+        };
         let coverage = if self.complete {
             format!("all {schedules} schedules {within} explored")
         } else if schedules >= self.limit {
@@ -313,6 +460,50 @@ impl Dfs {
     /// itself done after `max_schedules` runs (`u64::MAX` for no limit).
     pub fn bounded(kind: BoundKind, bound: u32, max_schedules: u64) -> Self {
         Dfs { state: Rc::new(RefCell::new(Search::new(bound, kind, max_schedules))) }
+    }
+
+    /// The same search with partial-order reduction: sleep sets (Godefroid, "Partial-Order
+    /// Methods for the Verification of Concurrent Systems", LNCS 1032, 1996) over the footprints
+    /// of [`crate::footprint`]. A schedule that differs from one explored already only in the
+    /// order of independent steps is not run again, and the summary says "up to the order of
+    /// independent steps".
+    ///
+    /// What is still guaranteed: every schedule within the bound is equivalent (the same steps,
+    /// with every pair of dependent steps in the same order, so the same states along the way and
+    /// the same outcome) to a schedule the search ran, and the schedule it ran has at most as many
+    /// preemptions. The guarantee holds only if every piece of state tasks share is a sim-core
+    /// primitive or is declared with [`crate::footprint::Resource`]; a write nobody recorded makes
+    /// dependent steps look independent. The search also needs polls that cost no virtual time
+    /// (`Config::with_poll_cost(Duration::ZERO, Duration::ZERO)`) to reduce much: otherwise each
+    /// step moves the clock, and every step that reads it depends on every other.
+    ///
+    /// A run that reaches a choice point where every runnable task is asleep is *redundant*: it
+    /// continues without choice points (every continuation reorders a schedule explored
+    /// already) and counts as a schedule; [`Dfs::redundant`] counts them.
+    ///
+    /// # Panics
+    /// For a delay-bounded search: the argument above is for preemptions.
+    #[must_use]
+    pub fn with_reduction(self) -> Self {
+        {
+            let mut state = self.state.borrow_mut();
+            assert!(
+                state.kind == BoundKind::Preemptions,
+                "kdst: partial-order reduction is for preemption-bounded searches"
+            );
+            state.reduce = true;
+        }
+        self
+    }
+
+    /// Whether the search uses partial-order reduction ([`Dfs::with_reduction`]).
+    pub fn is_reduced(&self) -> bool {
+        self.state.borrow().reduce
+    }
+
+    /// Runs that reached a point where every runnable task was asleep (with reduction).
+    pub fn redundant(&self) -> u64 {
+        self.state.borrow().redundant
     }
 
     /// The bound B (in preemptions or delays: [`Dfs::bound_kind`]).
@@ -393,8 +584,9 @@ impl Strategy for Dfs {
     fn begin(&mut self, seed: u64) {
         let mut state = self.state.borrow_mut();
         if state.complete {
-            let (bound, kind, limit) = (state.bound, state.kind, state.limit);
+            let (bound, kind, limit, reduce) = (state.bound, state.kind, state.limit, state.reduce);
             *state = Search::new(bound, kind, limit);
+            state.reduce = reduce;
         }
         state.first_seed.get_or_insert(seed);
         state.seed = seed;
@@ -403,6 +595,18 @@ impl Strategy for Dfs {
         state.preemptions = 0;
         state.last = None;
         state.diverged = false;
+        state.pending.clear();
+        state.block = Block::default();
+        state.drew = false;
+        state.blocked = false;
+    }
+
+    fn wants_footprints(&self) -> bool {
+        self.state.borrow().reduce
+    }
+
+    fn step_done(&mut self, task: TaskId, accesses: &[Access], runnable: bool) {
+        self.state.borrow_mut().step_done(task, accesses, runnable);
     }
 
     fn next_task(&mut self, choice: &Choice<'_>) -> Result<usize, Divergence> {
@@ -410,6 +614,15 @@ impl Strategy for Dfs {
         let state = &mut *state;
         if state.stopped.is_some() {
             return Err(state.stopped_divergence());
+        }
+        state.drew = false;
+        if state.blocked {
+            // Redundant from here on: keep running without choice points.
+            let task = choice.current.unwrap_or_else(|| {
+                *choice.runnable.iter().min().expect("kdst internal: a pick among no tasks")
+            });
+            let index = choice.runnable.iter().position(|&runnable| runnable == task);
+            return Ok(index.expect("kdst internal: the current task is runnable"));
         }
         let mut sorted = std::mem::take(&mut state.scratch);
         sorted.clear();
@@ -436,21 +649,43 @@ impl Strategy for Dfs {
                 )));
             }
             let task = frame.task();
+            let index = state.cursor;
             state.take();
+            state.extend_block(task, index);
             state.scratch = sorted;
             task
         } else {
             let order = exploration_order(state.kind, &sorted, choice.current, state.last);
-            let frame = Frame {
+            let mut frame = Frame {
                 step: choice.step,
                 point: Point::Task { runnable: sorted, current: choice.current, order },
                 taken: 0,
                 preemptions: state.preemptions,
                 kind: state.kind,
+                sleep: std::mem::take(&mut state.pending),
+                done: Vec::new(),
+                ran: None,
             };
+            if frame.is_asleep(frame.task()) {
+                match frame.next_alternative(state.bound) {
+                    Some(awake) => frame.taken = awake,
+                    None => {
+                        // Every task that may run here within the bound is asleep.
+                        state.blocked = true;
+                        state.redundant += 1;
+                        let task = frame.task();
+                        let index = choice.runnable.iter().position(|&runnable| runnable == task);
+                        return Ok(
+                            index.expect("kdst internal: dfs picked a task that is not runnable")
+                        );
+                    }
+                }
+            }
             let task = frame.task();
             state.path.push(frame);
             state.take();
+            let index = state.path.len() - 1;
+            state.extend_block(task, index);
             task
         };
         state.last = Some(task);
@@ -463,6 +698,10 @@ impl Strategy for Dfs {
         if state.stopped.is_some() {
             return Err(state.stopped_divergence());
         }
+        if state.blocked {
+            return Ok(0);
+        }
+        state.drew = true;
         if let Some(frame) = state.path.get(state.cursor) {
             let fits =
                 frame.step == step && matches!(frame.point, Point::Draw { bound: b } if b == bound);
@@ -476,7 +715,8 @@ impl Strategy for Dfs {
         } else {
             let (preemptions, kind) = (state.preemptions, state.kind);
             let point = Point::Draw { bound };
-            state.path.push(Frame { step, point, taken: 0, preemptions, kind });
+            let (sleep, done, ran) = (Vec::new(), Vec::new(), None);
+            state.path.push(Frame { step, point, taken: 0, preemptions, kind, sleep, done, ran });
         }
         Ok(state.take())
     }
@@ -492,6 +732,10 @@ impl Strategy for Dfs {
                 "the program finished after {steps} steps, but the search's path goes on with \
                  {expected}"
             )));
+        }
+        if state.reduce && !state.blocked {
+            // The run ended while its last task could still run: that run of steps is cut.
+            state.close_block(false);
         }
         state.backtrack();
         Ok(())
@@ -523,6 +767,11 @@ fn exploration_order(
         }
     }
     order
+}
+
+/// Whether `frame` is a task choice point (not a draw).
+fn is_task(frame: &Frame) -> bool {
+    matches!(frame.point, Point::Task { .. })
 }
 
 fn describe(frame: &Frame) -> String {
@@ -560,6 +809,10 @@ pub struct DfsReport {
     pub complete: bool,
     /// Whether the schedule limit stopped the search.
     pub limit_reached: bool,
+    /// Whether the search used partial-order reduction ([`Dfs::with_reduction`]).
+    pub reduced: bool,
+    /// With reduction, the runs that were redundant ([`Dfs::redundant`]).
+    pub redundant: u64,
     /// The first run that did not complete (a failure, a step or time limit, or nondeterminism)
     /// with its schedule index (0-based, in exploration order); the search stops there.
     pub first_failure: Option<(u64, Outcome)>,
@@ -598,6 +851,8 @@ pub fn explore_with(sim: &mut Simulation, dfs: Dfs, setup: impl Fn()) -> DfsRepo
         schedules: dfs.schedules(),
         complete: dfs.is_complete(),
         limit_reached: dfs.limit_reached(),
+        reduced: dfs.is_reduced(),
+        redundant: dfs.redundant(),
         first_failure,
         summary: dfs.summary(),
     }

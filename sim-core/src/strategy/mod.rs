@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::TaskId;
+use crate::footprint::Access;
 
 mod dfs;
 mod named;
@@ -76,6 +77,20 @@ pub trait Strategy {
         let _ = steps;
         Ok(())
     }
+
+    /// Whether this strategy wants to know what each step touched ([`Strategy::step_done`]).
+    /// Asked once per run, after [`Strategy::begin`]; recording footprints costs a little per
+    /// step, so strategies that do not reduce anything say no (the default).
+    fn wants_footprints(&self) -> bool {
+        false
+    }
+
+    /// After each step of a run whose strategy [`Strategy::wants_footprints`]: the task that ran,
+    /// what the step touched (sorted by resource, one entry per resource; see
+    /// [`crate::footprint`]), and whether the task is still runnable.
+    fn step_done(&mut self, task: TaskId, accesses: &[Access], runnable: bool) {
+        let _ = (task, accesses, runnable);
+    }
 }
 
 impl<S: Strategy + ?Sized> Strategy for Box<S> {
@@ -93,5 +108,11 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
         (**self).end(steps)
+    }
+    fn wants_footprints(&self) -> bool {
+        (**self).wants_footprints()
+    }
+    fn step_done(&mut self, task: TaskId, accesses: &[Access], runnable: bool) {
+        (**self).step_done(task, accesses, runnable);
     }
 }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use super::{WaitList, describe};
+use crate::footprint::Resource;
 use crate::task::{set_wait, yield_now};
 
 struct Chan<T> {
@@ -25,14 +26,22 @@ struct Chan<T> {
     receivers: Cell<usize>,
     receive_waiters: WaitList,
     send_waiters: WaitList,
+    /// What steps that use the channel touch (every operation writes it).
+    resource: Resource,
 }
 
 impl<T> Chan<T> {
+    /// Records the running step's use of the channel.
+    fn touch(&self) {
+        self.resource.write();
+    }
+
     fn is_closed(&self) -> bool {
         self.closed.get() || self.senders.get() == 0
     }
 
     fn close(&self) {
+        self.touch();
         self.closed.set(true);
         self.receive_waiters.wake_all();
         self.send_waiters.wake_all();
@@ -79,6 +88,7 @@ fn new_channel<T>(
         receivers: Cell::new(1),
         receive_waiters: WaitList::new(),
         send_waiters: WaitList::new(),
+        resource: Resource::new(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -136,6 +146,7 @@ impl<T> Sender<T> {
     /// Sends if there is room, without waiting or yielding.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let chan = &self.chan;
+        chan.touch();
         if chan.closed.get() || chan.receivers.get() == 0 {
             return Err(TrySendError::Closed(value));
         }
@@ -156,6 +167,7 @@ impl<T> Sender<T> {
 
     /// The number of buffered values.
     pub fn len(&self) -> usize {
+        self.chan.touch();
         self.chan.queue.borrow().len()
     }
 
@@ -167,6 +179,7 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
+        self.chan.touch();
         self.chan.senders.set(self.chan.senders.get() + 1);
         Sender { chan: self.chan.clone() }
     }
@@ -174,6 +187,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.chan.touch();
         self.chan.senders.set(self.chan.senders.get() - 1);
         if self.chan.senders.get() == 0 {
             self.chan.receive_waiters.wake_all();
@@ -207,6 +221,7 @@ impl<T> Receiver<T> {
 
     /// Takes a buffered value, without waiting or yielding.
     pub fn try_recv(&self) -> Option<T> {
+        self.chan.touch();
         let value = self.chan.queue.borrow_mut().pop_front();
         if value.is_some() {
             self.chan.send_waiters.wake_all();
@@ -221,6 +236,7 @@ impl<T> Receiver<T> {
 
     /// The number of buffered values.
     pub fn len(&self) -> usize {
+        self.chan.touch();
         self.chan.queue.borrow().len()
     }
 
@@ -232,6 +248,7 @@ impl<T> Receiver<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
+        self.chan.touch();
         self.chan.receivers.set(self.chan.receivers.get() + 1);
         Receiver { chan: self.chan.clone() }
     }
@@ -239,6 +256,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        self.chan.touch();
         self.chan.receivers.set(self.chan.receivers.get() - 1);
         if self.chan.receivers.get() == 0 {
             self.chan.send_waiters.wake_all();

@@ -10,6 +10,7 @@ use std::task::Poll;
 
 use super::{WaitList, describe, held_by};
 use crate::context;
+use crate::footprint::Resource;
 use crate::task::{set_wait, yield_now};
 
 /// A mutual-exclusion lock around a value. Share it between tasks with `Rc<Mutex<T>>`.
@@ -18,6 +19,8 @@ pub struct Mutex<T> {
     holder: Cell<Option<u32>>,
     waiters: WaitList,
     value: RefCell<T>,
+    /// What steps that lock or unlock touch.
+    resource: Resource,
 }
 
 impl<T> Mutex<T> {
@@ -33,6 +36,7 @@ impl<T> Mutex<T> {
             holder: Cell::new(None),
             waiters: WaitList::new(),
             value: RefCell::new(value),
+            resource: Resource::new(),
         }
     }
 
@@ -40,6 +44,7 @@ impl<T> Mutex<T> {
     pub async fn lock(&self) -> MutexGuard<'_, T> {
         yield_now().await;
         poll_fn(|cx| {
+            self.resource.write();
             if self.holder.get().is_none() {
                 self.holder.set(Some(context::current_task("Mutex::lock")));
                 return Poll::Ready(());
@@ -55,6 +60,7 @@ impl<T> Mutex<T> {
 
     /// Locks if free, without waiting or yielding.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.resource.write();
         if self.holder.get().is_some() {
             return None;
         }
@@ -64,6 +70,7 @@ impl<T> Mutex<T> {
 
     /// Whether some task holds the lock.
     pub fn is_locked(&self) -> bool {
+        self.resource.read();
         self.holder.get().is_some()
     }
 
@@ -104,6 +111,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
+        self.mutex.resource.write();
         self.mutex.holder.set(None);
         self.mutex.waiters.wake_all();
     }

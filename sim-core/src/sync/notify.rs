@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use super::describe;
+use crate::footprint::Resource;
 use crate::task::set_wait;
 
 struct Waiter {
@@ -22,6 +23,8 @@ struct Inner {
     /// even if it had not been polled yet (tokio's guarantee).
     generation: Cell<u64>,
     waiters: RefCell<Vec<Rc<Waiter>>>,
+    /// What steps that use the notifier touch.
+    resource: Resource,
 }
 
 /// Notifies tasks. Cloning gives another handle to the same notifier.
@@ -44,6 +47,7 @@ impl Notify {
                 permit: Cell::new(false),
                 generation: Cell::new(0),
                 waiters: RefCell::new(Vec::new()),
+                resource: Resource::new(),
             }),
         }
     }
@@ -51,6 +55,7 @@ impl Notify {
     /// Wakes the longest-waiting task, or stores a permit for the next [`Notify::notified`] if
     /// none waits (at most one permit is stored).
     pub fn notify_one(&self) {
+        self.inner.resource.write();
         let waiter = {
             let mut waiters = self.inner.waiters.borrow_mut();
             if waiters.is_empty() { None } else { Some(waiters.remove(0)) }
@@ -70,6 +75,7 @@ impl Notify {
     /// Wakes every task waiting now, and completes every [`Notified`] created before this call
     /// even if not yet polled; stores no permit.
     pub fn notify_waiters(&self) {
+        self.inner.resource.write();
         self.inner.generation.set(self.inner.generation.get() + 1);
         let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
         for waiter in waiters {
@@ -83,6 +89,7 @@ impl Notify {
 
     /// Waits for a notification (or consumes the stored permit). A scheduling point.
     pub fn notified(&self) -> Notified {
+        self.inner.resource.read();
         let generation = self.inner.generation.get();
         Notified { notify: self.clone(), waiter: None, yielded: false, generation }
     }
@@ -113,6 +120,7 @@ impl Future for Notified {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        self.notify.inner.resource.write();
         if self.notify.inner.generation.get() != self.generation {
             if let Some(waiter) = self.waiter.take() {
                 let mut waiters = self.notify.inner.waiters.borrow_mut();
@@ -144,6 +152,7 @@ impl Future for Notified {
 impl Drop for Notified {
     fn drop(&mut self) {
         let Some(waiter) = self.waiter.take() else { return };
+        self.notify.inner.resource.write();
         if waiter.notified.get() {
             self.notify.notify_one();
         } else {

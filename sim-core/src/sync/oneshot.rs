@@ -6,6 +6,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use crate::footprint::Resource;
 use crate::task::{set_wait, yield_now};
 
 struct Inner<T> {
@@ -13,6 +14,8 @@ struct Inner<T> {
     sender_alive: Cell<bool>,
     receiver_alive: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    /// What steps that use the channel touch.
+    resource: Resource,
 }
 
 /// A oneshot channel.
@@ -22,6 +25,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         sender_alive: Cell::new(true),
         receiver_alive: Cell::new(true),
         waker: RefCell::new(None),
+        resource: Resource::new(),
     });
     (Sender { inner: inner.clone() }, Receiver { inner })
 }
@@ -46,6 +50,7 @@ pub struct Sender<T> {
 impl<T> Sender<T> {
     /// Sends the value; gives it back if the receiver is gone.
     pub fn send(self, value: T) -> Result<(), T> {
+        self.inner.resource.write();
         if !self.inner.receiver_alive.get() {
             return Err(value);
         }
@@ -57,6 +62,7 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.inner.resource.write();
         self.inner.sender_alive.set(false);
         let waker = self.inner.waker.borrow_mut().take();
         if let Some(waker) = waker {
@@ -75,6 +81,7 @@ impl<T> Receiver<T> {
     pub async fn recv(self) -> Result<T, RecvError> {
         yield_now().await;
         poll_fn(|cx| {
+            self.inner.resource.write();
             if let Some(value) = self.inner.value.borrow_mut().take() {
                 return Poll::Ready(Ok(value));
             }
@@ -91,6 +98,7 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        self.inner.resource.write();
         self.inner.receiver_alive.set(false);
     }
 }

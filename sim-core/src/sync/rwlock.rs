@@ -10,6 +10,7 @@ use std::task::Poll;
 
 use super::{WaitList, describe, held_by};
 use crate::context;
+use crate::footprint::Resource;
 use crate::task::{set_wait, yield_now};
 
 /// A reader-writer lock around a value. Share it between tasks with `Rc<RwLock<T>>`.
@@ -19,6 +20,8 @@ pub struct RwLock<T> {
     writer: Cell<Option<u32>>,
     writers_waiting: Cell<u32>,
     waiters: WaitList,
+    /// What steps that lock or unlock touch (taking a read lock counts readers: a write too).
+    resource: Resource,
     value: RefCell<T>,
 }
 
@@ -36,6 +39,7 @@ impl<T> RwLock<T> {
             writer: Cell::new(None),
             writers_waiting: Cell::new(0),
             waiters: WaitList::new(),
+            resource: Resource::new(),
             value: RefCell::new(value),
         }
     }
@@ -44,6 +48,7 @@ impl<T> RwLock<T> {
     pub async fn read(&self) -> RwLockReadGuard<'_, T> {
         yield_now().await;
         poll_fn(|cx| {
+            self.resource.write();
             if self.writer.get().is_none() && self.writers_waiting.get() == 0 {
                 self.readers.set(self.readers.get() + 1);
                 return Poll::Ready(());
@@ -65,6 +70,7 @@ impl<T> RwLock<T> {
         yield_now().await;
         let mut waiting = WaitingWriter { lock: self, counted: false };
         poll_fn(|cx| {
+            self.resource.write();
             if self.writer.get().is_none() && self.readers.get() == 0 {
                 waiting.stop();
                 self.writer.set(Some(context::current_task("RwLock::write")));
@@ -85,11 +91,13 @@ impl<T> RwLock<T> {
 
     /// The number of read guards alive.
     pub fn readers(&self) -> u32 {
+        self.resource.read();
         self.readers.get()
     }
 
     /// Whether a writer holds the lock.
     pub fn is_write_locked(&self) -> bool {
+        self.resource.read();
         self.writer.get().is_some()
     }
 }
@@ -130,6 +138,7 @@ impl<T> WaitingWriter<'_, T> {
 impl<T> Drop for WaitingWriter<'_, T> {
     fn drop(&mut self) {
         if self.counted {
+            self.lock.resource.write();
             self.stop();
             self.lock.waiters.wake_all();
         }
@@ -152,6 +161,7 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
+        self.lock.resource.write();
         self.lock.readers.set(self.lock.readers.get() - 1);
         if self.lock.readers.get() == 0 {
             self.lock.waiters.wake_all();
@@ -181,6 +191,7 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
+        self.lock.resource.write();
         self.lock.writer.set(None);
         self.lock.waiters.wake_all();
     }

@@ -7,12 +7,15 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use super::{WaitList, describe};
+use crate::footprint::Resource;
 use crate::task::{set_wait, yield_now};
 
 struct Inner {
     name: Cow<'static, str>,
     count: Cell<i64>,
     waiters: WaitList,
+    /// What steps that use the group touch.
+    resource: Resource,
 }
 
 /// Waits for a collection of tasks to finish. Cloning gives another handle to the same group,
@@ -35,6 +38,7 @@ impl WaitGroup {
                 name: name.into(),
                 count: Cell::new(0),
                 waiters: WaitList::new(),
+                resource: Resource::new(),
             }),
         }
     }
@@ -44,6 +48,7 @@ impl WaitGroup {
     /// # Panics
     /// With Go's message `sync: negative WaitGroup counter` if the counter goes below zero.
     pub fn add(&self, delta: i64) {
+        self.inner.resource.write();
         let count = self.inner.count.get() + delta;
         assert!(count >= 0, "sync: negative WaitGroup counter");
         self.inner.count.set(count);
@@ -59,6 +64,7 @@ impl WaitGroup {
 
     /// The counter.
     pub fn count(&self) -> i64 {
+        self.inner.resource.read();
         self.inner.count.get()
     }
 
@@ -66,6 +72,7 @@ impl WaitGroup {
     pub async fn wait(&self) {
         yield_now().await;
         poll_fn(|cx| {
+            self.inner.resource.write();
             if self.inner.count.get() == 0 {
                 return Poll::Ready(());
             }

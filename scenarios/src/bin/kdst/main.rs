@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use output::{DfsDoc, Document, ReportDoc, RunDoc, SCHEMA};
-use scenarios::{Expect, Params, Target, TargetError};
+use scenarios::{Expect, Params, Target, TargetError, config_for};
 use sim_core::strategy::{BoundKind, Dfs, by_name, explore_with};
 use sim_core::{
-    Config, ExploreSummary, Explorer, FoundFailure, Outcome, Replay, Schedule, Simulation, shrink,
+    ExploreSummary, Explorer, FoundFailure, Outcome, Replay, Schedule, Simulation, shrink,
 };
 
 /// A usage or input error: one line, exit code 2.
@@ -526,7 +526,7 @@ fn run(args: &RunArgs) -> Result<bool> {
     check_strategy(&args.strategy)?;
     let target = target(&args.target, &args.strategy)?;
     let mut sinks = Sinks::open(&args.output)?;
-    let mut sim = Simulation::default();
+    let mut sim = Simulation::new(config_for(&args.strategy));
     sim.set_strategy(by_name(&args.strategy).expect("checked"));
     let outcome = target.run(&mut sim, args.seed);
     let written = sinks.write(&sim)?;
@@ -676,7 +676,7 @@ fn explore(args: &ExploreArgs) -> Result<bool> {
     let mut written = Vec::new();
     let all_found: Vec<&FoundFailure> = summary.failures.iter().chain(&summary.limits).collect();
     for (index, found) in all_found.iter().enumerate() {
-        let mut sim = Simulation::default();
+        let mut sim = Simulation::new(config_for(&args.strategy));
         sim.set_strategy(by_name(&args.strategy).expect("checked"));
         let outcome = target.run(&mut sim, found.seed);
         if outcome.failure().map(|f| (&f.kind, &f.message))
@@ -731,7 +731,7 @@ fn shrink_and_save(
 ) -> (Option<PathBuf>, String, Option<(usize, usize)>) {
     let schedule = target.schedule(sim, &args.strategy);
     let budget = shrink_budget(args.shrink_budget, &schedule, 2_000, 5_000_000);
-    match shrink(&Config::default(), &schedule, || target.setup(), budget) {
+    match shrink(&config_for(&schedule_strategy(&schedule)), &schedule, || target.setup(), budget) {
         Ok(shrunk) => (
             save(&args.save_dir, target, seed, &shrunk.schedule),
             shrunk.to_string(),
@@ -755,22 +755,27 @@ fn search_verdict(summary: &ExploreSummary) -> &'static str {
     }
 }
 
-/// `dfs`, `dfs:B` (preemptions) or `dfs-delays:B`.
-fn parse_dfs(strategy: &str) -> Result<Option<(BoundKind, u32)>> {
-    let (kind, bound) = match strategy.split_once(':') {
-        Some(("dfs", bound)) => (BoundKind::Preemptions, bound),
-        Some(("dfs-delays", bound)) => (BoundKind::Delays, bound),
-        None if strategy == "dfs" => (BoundKind::Preemptions, "2"),
-        None if strategy == "dfs-delays" => (BoundKind::Delays, "2"),
+/// A bounded exhaustive search: what the bound counts, the bound, and whether partial-order
+/// reduction is on.
+type DfsSpec = (BoundKind, u32, bool);
+
+/// `dfs`, `dfs:B` (preemptions, with partial-order reduction), `dfs-full:B` (preemptions, every
+/// schedule) or `dfs-delays:B`.
+fn parse_dfs(strategy: &str) -> Result<Option<DfsSpec>> {
+    let (name, bound) = strategy.split_once(':').unwrap_or((strategy, "2"));
+    let (kind, reduce) = match name {
+        "dfs" => (BoundKind::Preemptions, true),
+        "dfs-full" => (BoundKind::Preemptions, false),
+        "dfs-delays" => (BoundKind::Delays, false),
         _ => return Ok(None),
     };
     let bound: u32 = bound.parse().map_err(|_| {
         Usage(format!("--strategy {strategy}: the bound {bound:?} is not a number"))
     })?;
-    Ok(Some((kind, bound)))
+    Ok(Some((kind, bound, reduce)))
 }
 
-fn explore_dfs(args: &ExploreArgs, (kind, bound): (BoundKind, u32)) -> Result<bool> {
+fn explore_dfs(args: &ExploreArgs, (kind, bound, reduce): DfsSpec) -> Result<bool> {
     if args.seeds.is_some() || args.time.is_some() || args.shard.is_some() {
         return Err(Usage(format!(
             "--strategy {}: a bounded exhaustive search runs every schedule of seed 0; --seeds, --time and --shard do not apply",
@@ -779,8 +784,11 @@ fn explore_dfs(args: &ExploreArgs, (kind, bound): (BoundKind, u32)) -> Result<bo
     }
     let target = target(&args.target, "dfs")?;
     let mut sinks = Sinks::open(&args.output)?;
-    let mut sim = Simulation::default();
-    let dfs = Dfs::bounded(kind, bound, args.max_schedules);
+    let mut sim = Simulation::new(scenarios::config_for(&args.strategy));
+    let mut dfs = Dfs::bounded(kind, bound, args.max_schedules);
+    if reduce {
+        dfs = dfs.with_reduction();
+    }
     let report = explore_with(&mut sim, dfs, || target.setup());
     let verdict = match &report.first_failure {
         None => "completed",
@@ -882,7 +890,7 @@ fn replay(args: &ReplayArgs) -> Result<bool> {
         (target(&target_args, &args.strategy)?, args.strategy.clone(), None)
     };
     let mut sinks = Sinks::open(&args.output)?;
-    let mut sim = Simulation::default();
+    let mut sim = Simulation::new(config_for(&strategy));
     let outcome = match &schedule {
         Some(schedule) => {
             sim.set_strategy(Box::new(Replay::new(schedule)));
@@ -954,7 +962,8 @@ fn shrink_file(args: &ShrinkArgs) -> Result<bool> {
     File::create(&out)
         .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
     let budget = shrink_budget(args.budget, &schedule, 5_000, 20_000_000);
-    let shrunk = match shrink(&Config::default(), &schedule, || target.setup(), budget) {
+    let config = config_for(&schedule_strategy(&schedule));
+    let shrunk = match shrink(&config, &schedule, || target.setup(), budget) {
         Ok(shrunk) => shrunk,
         Err(error) => {
             let _ = std::fs::remove_file(&out);
@@ -965,7 +974,7 @@ fn shrink_file(args: &ShrinkArgs) -> Result<bool> {
         .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
     let strategy = schedule_strategy(&schedule);
     let mut document = document("shrink", &target, &strategy, "failure");
-    let mut sim = Simulation::default();
+    let mut sim = Simulation::new(config);
     sim.set_strategy(Box::new(Replay::new(&shrunk.schedule)));
     target.run(&mut sim, shrunk.schedule.seed);
     let report = target.report(&sim, &strategy, Some(&out));
