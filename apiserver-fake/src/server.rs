@@ -353,6 +353,8 @@ struct Store {
     /// The newest resourceVersion no longer in `history`.
     compacted: u64,
     watchers: Vec<Weak<Watcher>>,
+    /// The server's resource (see [`ApiServer`]).
+    resource: Resource,
 }
 
 /// The fake API server. Cloning gives another handle to the same server.
@@ -383,6 +385,7 @@ impl ApiServer {
     /// the system namespaces are created at once, stamped with virtual time.
     pub fn new(registry: Registry, config: ServerConfig) -> Self {
         let system = config.system_namespaces;
+        let resource = Resource::new();
         let server = ApiServer {
             store: Rc::new(RefCell::new(Store {
                 config,
@@ -394,8 +397,9 @@ impl ApiServer {
                 history: VecDeque::new(),
                 compacted: 0,
                 watchers: Vec::new(),
+                resource,
             })),
-            resource: Resource::new(),
+            resource,
         };
         if system {
             for name in PROTECTED_NAMESPACES {
@@ -421,6 +425,7 @@ impl ApiServer {
 
     /// Adds a kind (a CRD) to the registry.
     pub fn register(&self, info: KindInfo) -> KindId {
+        self.resource.part(REGISTRY).write();
         self.write_store().registry.register(info)
     }
 
@@ -569,8 +574,11 @@ impl ApiServer {
         namespace: &str,
         name: &str,
     ) -> Result<Object, ApiError> {
-        let store = self.read_store();
+        // A GET reads one object (and the registry), so it commutes with writes of others.
+        self.resource.part(REGISTRY).read();
+        let store = self.store.borrow();
         let (id, info) = store.kind(api_version, kind)?;
+        store.object_resource(&info, name).read();
         let namespace = if info.namespaced { namespace } else { "" };
         let result = store
             .find(id, namespace, name)
@@ -959,6 +967,9 @@ impl ApiServer {
     }
 }
 
+/// The part of the server's resource for its registry of kinds.
+const REGISTRY: &str = "registry";
+
 fn key_of(namespace: &str, name: &str) -> String {
     if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") }
 }
@@ -1140,7 +1151,15 @@ impl Store {
     }
 
     /// Stores `object` with the next resourceVersion and tells the watchers.
+    /// The part of the server's resource for one object, named by kind and name (whatever the
+    /// namespace: a coarser part only makes steps look more dependent). A GET reads it; every
+    /// write writes it besides the whole server (`commit`).
+    fn object_resource(&self, info: &KindInfo, name: &str) -> Resource {
+        self.resource.part(&info.api_version).part(&info.kind).part(name)
+    }
+
     fn commit(&mut self, id: KindId, event_type: EventType, mut object: Object) -> Object {
+        self.object_resource(self.registry.info(id), &object.metadata.name).write();
         self.rv += 1;
         object.metadata.resource_version = self.rv.to_string();
         let key = (object.metadata.namespace.clone(), object.metadata.name.clone());

@@ -302,7 +302,12 @@ impl Simulation {
             return Pick::Idle;
         }
         let current = (previous != NO_TASK && runq.is_queued(previous)).then_some(TaskId(previous));
-        let choice = Choice { step, runnable: &runq.runnable, current };
+        let choice = Choice {
+            step,
+            runnable: &runq.runnable,
+            current,
+            now: SimTime::from_nanos(ctx.now.get()),
+        };
         let picked = {
             let mut strategy = ctx.strategy.borrow_mut();
             strategy.as_mut().expect("kdst internal: no strategy during a run").next_task(&choice)
@@ -385,8 +390,15 @@ impl Simulation {
             meta.daemon
         };
         if !daemon {
-            Resource::ALIVE.write();
             ctx.alive.set(ctx.alive.get() - 1);
+            // Exits that leave two or more live tasks commute (a read of the count), in either
+            // order; an exit that leaves one or none may be, or decide, the last (a write), and
+            // the last ends the run.
+            if ctx.alive.get() >= 2 {
+                Resource::ALIVE.read();
+            } else {
+                Resource::ALIVE.write();
+            }
             if ctx.alive.get() == 0 {
                 Resource::RUN.write();
                 ctx.attention.set(true);

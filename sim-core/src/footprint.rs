@@ -76,8 +76,11 @@ impl Resource {
     pub const CLOCK: Resource = Resource(NAMED | 1);
     /// The task table: written by a spawn (task ids follow spawn order).
     pub const TASKS: Resource = Resource(NAMED | 2);
-    /// The count of tasks that keep the run alive: written by a spawn and by the exit of a task
-    /// spawned with [`crate::spawn`] (so such exits are ordered, and so is which one is last).
+    /// The count of tasks that keep the run alive, as a counter whose only observable event is
+    /// reaching zero. The exit of a task spawned with [`crate::spawn`] that leaves two or more
+    /// such tasks alive reads it: two such exits leave two or more in either order, so neither
+    /// can be the last, and they commute. An exit that leaves one or none writes it (it is, or
+    /// decides, the last one), and so does a spawn of such a task.
     pub const ALIVE: Resource = Resource(NAMED | 4);
     /// Whether the run goes on: read by every step; written by [`crate::stop`] and by the exit
     /// of the last task that kept the run alive (after which nothing runs).

@@ -77,8 +77,12 @@ where
         completer.complete(value);
     };
     Resource::TASKS.write();
-    Resource::ALIVE.write();
     let id = context::with("spawn", |ctx| {
+        if !daemon {
+            // A spawn changes which exit is the last: it is ordered with every exit that could
+            // be (see the executor's `exit`).
+            Resource::ALIVE.write();
+        }
         let mut state = ctx.state.borrow_mut();
         let id = state.tasks.len() as u32;
         let parent = ctx.current.get();

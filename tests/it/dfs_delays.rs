@@ -104,7 +104,7 @@ fn the_summary_says_delays() {
 
 /// The scenarios at the small settings of the "must show": every API call and informer
 /// delivery without latency, so only the schedule orders them (see `scenarios::API_LATENCY`).
-fn small(name: &str) -> &'static [&'static str] {
+pub(crate) fn small(name: &str) -> &'static [&'static str] {
     match name {
         "cert-manager-scheme-race" => &["controllers=1", "api-latency-us=0"],
         "capsule-replication-writes" => &[
@@ -130,11 +130,11 @@ fn small(name: &str) -> &'static [&'static str] {
 fn search(name: &str, variant: &str, bound: u32) -> sim_core::DfsReport {
     let mut target = scenarios::Target::new(name, Some(variant)).expect("registered");
     target.set_params(small(name)).expect("valid params");
-    let mut sim = Simulation::default();
+    let mut sim = Simulation::new(scenarios::config_for("dfs-delays"));
     explore_with(&mut sim, Dfs::bounded(BoundKind::Delays, bound, 200_000), || target.setup())
 }
 
-const SCENARIOS: [&str; 3] =
+pub(crate) const SCENARIOS: [&str; 3] =
     ["cert-manager-scheme-race", "capsule-replication-writes", "submariner-logifchanged"];
 
 #[test]

@@ -61,13 +61,14 @@
 //! ```
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::{Choice, Divergence, Strategy};
 use crate::failure::Outcome;
-use crate::footprint::{self, Access};
-use crate::{Simulation, TaskId};
+use crate::footprint::{self, Access, Resource};
+use crate::{SimTime, Simulation, TaskId};
 
 /// The bounded depth-first strategy. Clones are handles on one search.
 #[derive(Clone, Debug)]
@@ -151,6 +152,23 @@ struct Frame {
     /// its task blocked or finished), and whether it may join `done` when the search moves on
     /// (see [`Search::step_done`]).
     ran: Option<(Rc<[Access]>, bool)>,
+    /// The tasks tried here so far (task choices).
+    tried: Vec<TaskId>,
+    /// With reduction, the tasks the search must try here (the backtrack set of dynamic
+    /// partial-order reduction, grown by [`Search::analyse_races`]); `None`: every task.
+    wanted: Option<Vec<TaskId>>,
+}
+
+/// One step of the current run that a task choice point picked, for the race analysis.
+#[derive(Debug)]
+struct StepInfo {
+    /// The path index of its choice point.
+    frame: usize,
+    task: TaskId,
+    accesses: Vec<Access>,
+    /// Virtual time advanced before this step: every task waited, so every step before it
+    /// happens before it (with zero poll cost, time moves only then).
+    barrier: bool,
 }
 
 impl Frame {
@@ -173,17 +191,40 @@ impl Frame {
     /// The next untried alternative that stays within `bound` preemptions and whose task is not
     /// asleep here.
     fn next_alternative(&self, bound: u32) -> Option<u64> {
-        let mut next = self.taken + 1;
-        while next < self.alternatives() {
-            if self.preemptions.saturating_add(self.cost(next)) > bound {
-                return None;
+        let within = |rank: u64| self.preemptions.saturating_add(self.cost(rank)) <= bound;
+        match &self.point {
+            Point::Draw { .. } => {
+                let next = self.taken + 1;
+                (next < self.alternatives() && within(next)).then_some(next)
             }
-            match &self.point {
-                Point::Task { order, .. } if self.is_asleep(order[next as usize]) => next += 1,
-                _ => return Some(next),
+            Point::Task { order, .. } => (0..self.alternatives()).find(|&rank| {
+                let task = order[rank as usize];
+                within(rank)
+                    && !self.tried.contains(&task)
+                    && !self.is_asleep(task)
+                    && self.wanted.as_ref().is_none_or(|wanted| wanted.contains(&task))
+            }),
+        }
+    }
+
+    /// Asks for `task` to be tried here, or for every runnable task if it cannot run here
+    /// (dynamic partial-order reduction's backtrack set). Whether it is tried depends on the
+    /// bound and the sleep set.
+    fn want(&mut self, task: TaskId) {
+        let (Point::Task { runnable, .. }, Some(wanted)) = (&self.point, &mut self.wanted) else {
+            return;
+        };
+        if runnable.contains(&task) {
+            if !wanted.contains(&task) {
+                wanted.push(task);
+            }
+        } else {
+            for &task in runnable {
+                if !wanted.contains(&task) {
+                    wanted.push(task);
+                }
             }
         }
-        None
     }
 
     /// Whether `task` is asleep at this choice point.
@@ -239,6 +280,13 @@ struct Search {
     blocked: bool,
     /// Runs that reached such a point.
     redundant: u64,
+    /// With reduction, the steps of this run picked at task choice points (up to a blocked
+    /// point), for the race analysis.
+    steps: Vec<StepInfo>,
+    /// The virtual time at the last task choice point.
+    last_now: SimTime,
+    /// Time advanced since the last step.
+    barrier: bool,
 }
 
 impl Search {
@@ -266,6 +314,9 @@ impl Search {
             drew: false,
             blocked: false,
             redundant: 0,
+            steps: Vec::new(),
+            last_now: SimTime::ZERO,
+            barrier: false,
         }
     }
 
@@ -318,11 +369,130 @@ impl Search {
             }
             if let Some(next) = frame.next_alternative(self.bound) {
                 frame.taken = next;
+                if let Point::Task { order, .. } = &frame.point {
+                    frame.tried.push(order[next as usize]);
+                }
                 return;
             }
             self.path.pop();
         }
         self.complete = true;
+    }
+
+    /// With reduction, before a step of `task` picked at task choice point `index`: keeps it for
+    /// the race analysis.
+    fn record_step(&mut self, task: TaskId, index: usize) {
+        if self.reduce {
+            let barrier = std::mem::take(&mut self.barrier);
+            self.steps.push(StepInfo { frame: index, task, accesses: Vec::new(), barrier });
+        }
+    }
+
+    /// Dynamic partial-order reduction (Flanagan and Godefroid, "Dynamic Partial-Order Reduction
+    /// for Model Checking Software", POPL 2005) over the run that just ended: for each step, the
+    /// latest earlier step of another task that it races with (dependent, and not already
+    /// ordered before it through other steps) gets the step's task added to the tasks to try at
+    /// its choice point; so does the last context switch before that step, which is what keeps
+    /// the reduction complete under a preemption bound (Coons, Musuvathi and McKinley, "Bounded
+    /// Partial-Order Reduction", OOPSLA 2013). Tasks still runnable when the run ended (their
+    /// next step never ran, so its footprint is unknown) are taken to race with the last step.
+    fn analyse_races(&mut self) {
+        let tasks = self.steps.iter().map(|step| step.task.0 as usize + 1).max().unwrap_or(0);
+        let tasks = self.path.iter().fold(tasks, |most, frame| match &frame.point {
+            Point::Task { runnable, .. } => {
+                runnable.iter().map(|task| task.0 as usize + 1).max().unwrap_or(0).max(most)
+            }
+            Point::Draw { .. } => most,
+        });
+        // Happens-before as vector clocks: clock[t] = 1 + the index of task t's latest step
+        // that happens before.
+        let mut clocks: Vec<Vec<u32>> = Vec::with_capacity(self.steps.len());
+        let mut task_clock: Vec<Vec<u32>> = vec![vec![0; tasks]; tasks];
+        let mut barrier = vec![0u32; tasks];
+        let mut last_write: BTreeMap<footprint::Resource, usize> = BTreeMap::new();
+        let mut reads: BTreeMap<footprint::Resource, Vec<usize>> = BTreeMap::new();
+        let mut wants: Vec<(usize, TaskId)> = Vec::new();
+        // The index of each task's latest step so far: its next step was its next transition
+        // at every state since (the window in which Flanagan and Godefroid check it).
+        let mut last_of: Vec<Option<usize>> = vec![None; tasks];
+        let mut races: Vec<usize> = Vec::new();
+        for (k, step) in self.steps.iter().enumerate() {
+            let q = step.task.0 as usize;
+            if step.barrier {
+                for clock in &task_clock {
+                    join(&mut barrier, clock);
+                }
+            }
+            let mut clock = task_clock[q].clone();
+            join(&mut clock, &barrier);
+            let before = clock.clone();
+            races.clear();
+            let depends = |i: usize, clock: &mut Vec<u32>, races: &mut Vec<usize>| {
+                let t = self.steps[i].task.0 as usize;
+                if t != q && before[t] <= i as u32 {
+                    races.push(i);
+                }
+                join(clock, &clocks[i]);
+            };
+            for access in &step.accesses {
+                if let Some(&i) = last_write.get(&access.resource) {
+                    depends(i, &mut clock, &mut races);
+                }
+                if access.write
+                    && let Some(list) = reads.get(&access.resource)
+                {
+                    for &i in list {
+                        depends(i, &mut clock, &mut races);
+                    }
+                }
+            }
+            // Flanagan and Godefroid check a task's next step at every state where it is the
+            // next step, each time against the latest racing step before that state: here,
+            // every race since the task's previous step, and the latest one before it.
+            races.sort_unstable();
+            races.dedup();
+            // A step that ends the run disables every other task: it races with each step it
+            // would have cut off, not only with the latest (the disabled steps are never the
+            // next step of a later state, where the check would otherwise happen).
+            let ends = step.accesses.iter().any(|a| a.write && a.resource == Resource::RUN);
+            let window = if ends { 0 } else { last_of[q].map_or(0, |last| last + 1) };
+            let earlier = races.iter().rev().find(|&&i| i < window).copied();
+            for &i in races.iter().filter(|&&i| i >= window).chain(&earlier) {
+                wants.push((self.steps[i].frame, step.task));
+                wants.push((self.steps[switch_before(&self.steps, i)].frame, step.task));
+            }
+            last_of[q] = Some(k);
+            clock[q] = k as u32 + 1;
+            for access in &step.accesses {
+                if access.write {
+                    last_write.insert(access.resource, k);
+                    reads.remove(&access.resource);
+                } else {
+                    reads.entry(access.resource).or_default().push(k);
+                }
+            }
+            task_clock[q].clone_from(&clock);
+            clocks.push(clock);
+        }
+        // Tasks still runnable when the run ended never ran their next step, so its footprint
+        // is unknown: it may race with every step since the task last ran.
+        if !self.blocked
+            && let Some(last) = self.steps.last()
+            && let Point::Task { runnable, .. } = &self.path[last.frame].point
+        {
+            for &pending in runnable.iter().filter(|&&task| task != last.task) {
+                let window = last_of[pending.0 as usize].map_or(0, |last| last + 1);
+                for i in window..self.steps.len() {
+                    if self.steps[i].task != pending {
+                        wants.push((self.steps[i].frame, pending));
+                        wants.push((self.steps[switch_before(&self.steps, i)].frame, pending));
+                    }
+                }
+            }
+        }
+        for (frame, task) in wants {
+            self.path[frame].want(task);
+        }
     }
 
     /// With reduction, before a step of `task` picked at choice point `index`: the step joins
@@ -387,6 +557,12 @@ impl Search {
             last.1.extend_from_slice(accesses);
             last.2 = self.drew;
         }
+        if let Some(step) = self.steps.last_mut()
+            && step.task == task
+            && step.accesses.is_empty()
+        {
+            step.accesses.extend_from_slice(accesses);
+        }
         if !runnable {
             self.close_block(true);
         }
@@ -415,19 +591,23 @@ impl Search {
                 "{verdict} in schedule {index} (after {schedules} schedules {within}): {outcome}"
             );
         }
-        let within = if self.reduce {
-            format!("{within} up to the order of independent steps ({} redundant)", self.redundant)
+        let reduced = if self.reduce {
+            format!(" up to the order of independent steps ({} of them redundant)", self.redundant)
         } else {
-            within
+            String::new()
         };
         let coverage = if self.complete {
-            format!("all {schedules} schedules {within} explored")
+            format!("all {schedules} schedules {within} explored{reduced}")
         } else if schedules >= self.limit {
             format!(
-                "explored {schedules} of more than {schedules} schedules {within} (limit reached)"
+                "explored {schedules} of more than {schedules} schedules {within}{reduced} \
+                 (limit reached)"
             )
         } else {
-            format!("explored {schedules} schedules {within} so far (the search is not complete)")
+            format!(
+                "explored {schedules} schedules {within}{reduced} so far (the search is not \
+                 complete)"
+            )
         };
         if self.recorded >= schedules {
             format!("{coverage}, no failure")
@@ -597,6 +777,9 @@ impl Strategy for Dfs {
         state.diverged = false;
         state.pending.clear();
         state.block = Block::default();
+        state.steps.clear();
+        state.last_now = SimTime::ZERO;
+        state.barrier = false;
         state.drew = false;
         state.blocked = false;
     }
@@ -616,6 +799,8 @@ impl Strategy for Dfs {
             return Err(state.stopped_divergence());
         }
         state.drew = false;
+        state.barrier |= choice.now > state.last_now;
+        state.last_now = choice.now;
         if state.blocked {
             // Redundant from here on: keep running without choice points.
             let task = choice.current.unwrap_or_else(|| {
@@ -652,6 +837,7 @@ impl Strategy for Dfs {
             let index = state.cursor;
             state.take();
             state.extend_block(task, index);
+            state.record_step(task, index);
             state.scratch = sorted;
             task
         } else {
@@ -665,6 +851,8 @@ impl Strategy for Dfs {
                 sleep: std::mem::take(&mut state.pending),
                 done: Vec::new(),
                 ran: None,
+                tried: Vec::new(),
+                wanted: None,
             };
             if frame.is_asleep(frame.task()) {
                 match frame.next_alternative(state.bound) {
@@ -682,10 +870,15 @@ impl Strategy for Dfs {
                 }
             }
             let task = frame.task();
+            frame.tried.push(task);
+            if state.reduce {
+                frame.wanted = Some(vec![task]);
+            }
             state.path.push(frame);
             state.take();
             let index = state.path.len() - 1;
             state.extend_block(task, index);
+            state.record_step(task, index);
             task
         };
         state.last = Some(task);
@@ -715,8 +908,11 @@ impl Strategy for Dfs {
         } else {
             let (preemptions, kind) = (state.preemptions, state.kind);
             let point = Point::Draw { bound };
-            let (sleep, done, ran) = (Vec::new(), Vec::new(), None);
-            state.path.push(Frame { step, point, taken: 0, preemptions, kind, sleep, done, ran });
+            let (sleep, done, ran, tried, wanted) =
+                (Vec::new(), Vec::new(), None, Vec::new(), None);
+            let frame =
+                Frame { step, point, taken: 0, preemptions, kind, sleep, done, ran, tried, wanted };
+            state.path.push(frame);
         }
         Ok(state.take())
     }
@@ -733,9 +929,12 @@ impl Strategy for Dfs {
                  {expected}"
             )));
         }
-        if state.reduce && !state.blocked {
-            // The run ended while its last task could still run: that run of steps is cut.
-            state.close_block(false);
+        if state.reduce {
+            if !state.blocked {
+                // The run ended while its last task could still run: that run of steps is cut.
+                state.close_block(false);
+            }
+            state.analyse_races();
         }
         state.backtrack();
         Ok(())
@@ -767,6 +966,18 @@ fn exploration_order(
         }
     }
     order
+}
+
+/// `into = max(into, other)`, entry by entry.
+fn join(into: &mut [u32], other: &[u32]) {
+    for (a, &b) in into.iter_mut().zip(other) {
+        *a = (*a).max(b);
+    }
+}
+
+/// The latest step before step `i` at which the running task changed (or the first step).
+fn switch_before(steps: &[StepInfo], i: usize) -> usize {
+    (1..i).rev().find(|&j| steps[j - 1].task != steps[j].task).unwrap_or(0)
 }
 
 /// Whether `frame` is a task choice point (not a draw).

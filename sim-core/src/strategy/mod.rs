@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use crate::TaskId;
 use crate::footprint::Access;
+use crate::{SimTime, TaskId};
 
 mod dfs;
 mod named;
@@ -42,6 +42,8 @@ pub struct Choice<'a> {
     /// The task that ran the previous step, if it is still runnable: picking another task is
     /// then a preemption.
     pub current: Option<TaskId>,
+    /// The virtual time.
+    pub now: SimTime,
 }
 
 /// A schedule that does not fit the program: the program under test or the simulator is
