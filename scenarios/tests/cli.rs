@@ -257,6 +257,33 @@ fn explore_with_bounded_dfs() {
     assert_eq!(code, 1);
     assert!(stdout.contains("failure in schedule"), "{stdout}");
     assert!(stdout.contains("kdst replay"), "{stdout}");
+
+    // Preemption bounding with partial-order reduction: complete without preemptions on the
+    // fixed variant; on the buggy one, the crash within 2, saved, and its file replays it.
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "fixed"];
+    args.extend(["--strategy", "dfs:0"]);
+    args.extend(small);
+    let (code, stdout, stderr) = kdst(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("schedules within 0 preemptions explored up to the order of independent"),
+        "{stdout}"
+    );
+    let dir = scratch("dfs-reduced");
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "buggy"];
+    args.extend(["--strategy", "dfs:2", "--save-dir", text(&dir)]);
+    args.extend(small);
+    let (code, stdout, _) = kdst(&args);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("fatal error: concurrent map"), "{stdout}");
+    let saved = std::fs::read_dir(&dir)
+        .expect("saved")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().ends_with(".schedule"))
+        .expect("a saved schedule");
+    let (code, stdout, stderr) = kdst(&["replay", text(&saved)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains("reproduced: go-fatal"), "{stdout}");
     rejects(
         &["explore", "submariner-logifchanged", "--strategy", "dfs:2", "--seeds", "0..10"],
         "--seeds, --time and --shard do not apply",

@@ -157,17 +157,7 @@ fn outcomes(tasks: &[TaskSpec], dfs: Dfs) -> (BTreeSet<String>, DfsReport) {
         let world: Rc<World> = slot.borrow_mut().take().expect("the setup ran");
         found.insert(world.outcome());
     }
-    let report = DfsReport {
-        bound: dfs.preemption_bound(),
-        kind: dfs.bound_kind(),
-        schedules: dfs.schedules(),
-        complete: dfs.is_complete(),
-        limit_reached: dfs.limit_reached(),
-        reduced: dfs.is_reduced(),
-        redundant: dfs.redundant(),
-        first_failure: None,
-        summary: dfs.summary(),
-    };
+    let report = dfs.report();
     (found, report)
 }
 

@@ -25,6 +25,30 @@
 //! finished is free, and so is every draw ([`crate::choose`] values are enumerated, `0..bound`,
 //! without a cost).
 //!
+//! ## Partial-order reduction
+//! Most schedules of a real program differ only in the order of steps that do not touch the same
+//! state: a reflector filling its cache and a worker logging, two goroutines writing different
+//! maps. [`Dfs::with_reduction`] runs one schedule of each such family: every step's footprint
+//! ([`crate::footprint`]: what it read and wrote) is recorded, and after each run the search
+//! adds alternatives only where two steps of different tasks race (they touch the same state,
+//! one writes, and nothing else orders them), in the manner of dynamic partial-order reduction
+//! (Flanagan and Godefroid, POPL 2005). Three refinements keep it complete:
+//!
+//! - with a preemption bound, an alternative at a race also goes to the last context switch
+//!   before it, where it may cost no preemption (Coons, Musuvathi and McKinley, "Bounded
+//!   Partial-Order Reduction", OOPSLA 2013);
+//! - the exit that ends a run (the last task that keeps it alive) disables every daemon, so it
+//!   races with each daemon step it could have cut off, not only the latest;
+//! - sleep sets (Godefroid, LNCS 1032, 1996) skip alternatives already covered; a sleeping task
+//!   stands for its whole run of steps until it blocks, which is what keeps them sound under a
+//!   preemption bound (the argument is at `Search::step_done` in the source).
+//!
+//! The guarantee then reads "every schedule within B preemptions is equivalent to one the search
+//! ran": the same steps, each pair of dependent steps in the same order, so the same states and
+//! the same outcome. It holds only if every piece of state tasks share is a sim-core primitive or
+//! declares its accesses ([`crate::footprint::Resource`]); `tests/it/dfs_por.rs` checks it
+//! against the unreduced search on generated programs.
+//!
 //! ## Seeds
 //! The seed passed to [`Strategy::begin`] is ignored: the search is systematic, not random. But
 //! the seed still drives everything else in a run (named streams, task streams, the time jitter),
@@ -642,20 +666,19 @@ impl Dfs {
         Dfs { state: Rc::new(RefCell::new(Search::new(bound, kind, max_schedules))) }
     }
 
-    /// The same search with partial-order reduction: sleep sets (Godefroid, "Partial-Order
-    /// Methods for the Verification of Concurrent Systems", LNCS 1032, 1996) over the footprints
-    /// of [`crate::footprint`]. A schedule that differs from one explored already only in the
-    /// order of independent steps is not run again, and the summary says "up to the order of
-    /// independent steps".
+    /// The same search with partial-order reduction (see the module docs): dynamic partial-order
+    /// reduction and sleep sets over the footprints of [`crate::footprint`]. A schedule that
+    /// differs from one explored already only in the order of independent steps is not run, and
+    /// the summary says "up to the order of independent steps".
     ///
     /// What is still guaranteed: every schedule within the bound is equivalent (the same steps,
     /// with every pair of dependent steps in the same order, so the same states along the way and
-    /// the same outcome) to a schedule the search ran, and the schedule it ran has at most as many
-    /// preemptions. The guarantee holds only if every piece of state tasks share is a sim-core
-    /// primitive or is declared with [`crate::footprint::Resource`]; a write nobody recorded makes
-    /// dependent steps look independent. The search also needs polls that cost no virtual time
-    /// (`Config::with_poll_cost(Duration::ZERO, Duration::ZERO)`) to reduce much: otherwise each
-    /// step moves the clock, and every step that reads it depends on every other.
+    /// the same outcome) to a schedule within the bound that the search ran. The guarantee holds
+    /// only if every piece of state tasks share is a sim-core primitive or is declared with
+    /// [`crate::footprint::Resource`]; a write nobody recorded makes dependent steps look
+    /// independent. The search also needs polls that cost no virtual time
+    /// (`Config::with_poll_cost(Duration::ZERO, Duration::ZERO)`) to reduce anything: otherwise
+    /// each step moves the clock and fires timers, and every step depends on every other.
     ///
     /// A run that reaches a choice point where every runnable task is asleep is *redundant*: it
     /// continues without choice points (every continuation reorders a schedule explored
@@ -738,6 +761,22 @@ impl Dfs {
     /// The first recorded outcome that was not a completion, with its schedule index (0-based).
     pub fn first_failure(&self) -> Option<(u64, Outcome)> {
         self.state.borrow().first_failure.clone()
+    }
+
+    /// The search so far as a [`DfsReport`] (the first failure is the first recorded outcome
+    /// that was not a completion).
+    pub fn report(&self) -> DfsReport {
+        DfsReport {
+            bound: self.preemption_bound(),
+            kind: self.bound_kind(),
+            schedules: self.schedules(),
+            complete: self.is_complete(),
+            limit_reached: self.limit_reached(),
+            reduced: self.is_reduced(),
+            redundant: self.redundant(),
+            first_failure: self.first_failure(),
+            summary: self.summary(),
+        }
     }
 
     /// One line on the search: how much it covered and, from the outcomes given to
@@ -1046,25 +1085,12 @@ pub fn explore(sim: &mut Simulation, bound: u32, limit: u64, setup: impl Fn()) -
 /// ([`Dfs::bounded`] with [`BoundKind::Delays`]).
 pub fn explore_with(sim: &mut Simulation, dfs: Dfs, setup: impl Fn()) -> DfsReport {
     sim.set_strategy(Box::new(dfs.clone()));
-    let mut first_failure = None;
     while !dfs.is_complete() && !dfs.limit_reached() {
-        let index = dfs.schedules();
         let outcome = sim.run(0, &setup);
         dfs.record_outcome(&outcome);
         if outcome != Outcome::Completed {
-            first_failure = Some((index, outcome));
             break;
         }
     }
-    DfsReport {
-        bound: dfs.preemption_bound(),
-        kind: dfs.bound_kind(),
-        schedules: dfs.schedules(),
-        complete: dfs.is_complete(),
-        limit_reached: dfs.limit_reached(),
-        reduced: dfs.is_reduced(),
-        redundant: dfs.redundant(),
-        first_failure,
-        summary: dfs.summary(),
-    }
+    dfs.report()
 }

@@ -146,7 +146,8 @@ struct ExploreArgs {
     #[arg(long, value_parser = parse_duration)]
     time: Option<Duration>,
     /// portfolio (random, PCT and the swarm), random, pct, pct:D, dfs:B (every schedule within
-    /// B preemptions) or dfs-delays:B (within B delays)
+    /// B preemptions, up to the order of independent steps), dfs-full:B (every schedule within B
+    /// preemptions, without reduction) or dfs-delays:B (within B delays)
     #[arg(long, default_value = "portfolio")]
     strategy: String,
     /// Worker threads (default: every core)
@@ -802,6 +803,8 @@ fn explore_dfs(args: &ExploreArgs, (kind, bound, reduce): DfsSpec) -> Result<boo
         schedules: report.schedules,
         complete: report.complete,
         limit_reached: report.limit_reached,
+        reduced: report.reduced,
+        redundant: report.redundant,
         summary: report.summary.clone(),
     });
     let mut text = format!(

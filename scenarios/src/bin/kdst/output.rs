@@ -74,6 +74,13 @@ pub struct DfsDoc {
     pub complete: bool,
     /// Whether the schedule limit stopped it.
     pub limit_reached: bool,
+    /// Whether partial-order reduction was on (`dfs:B`): then every schedule within the bound is
+    /// covered up to the order of independent steps.
+    #[serde(default)]
+    pub reduced: bool,
+    /// With reduction, the runs that reached a point where every runnable task was asleep.
+    #[serde(default)]
+    pub redundant: u64,
     /// The one-line summary.
     pub summary: String,
 }
