@@ -413,13 +413,16 @@ impl Search {
     }
 
     /// Dynamic partial-order reduction (Flanagan and Godefroid, "Dynamic Partial-Order Reduction
-    /// for Model Checking Software", POPL 2005) over the run that just ended: for each step, the
-    /// latest earlier step of another task that it races with (dependent, and not already
-    /// ordered before it through other steps) gets the step's task added to the tasks to try at
-    /// its choice point; so does the last context switch before that step, which is what keeps
-    /// the reduction complete under a preemption bound (Coons, Musuvathi and McKinley, "Bounded
-    /// Partial-Order Reduction", OOPSLA 2013). Tasks still runnable when the run ended (their
-    /// next step never ran, so its footprint is unknown) are taken to race with the last step.
+    /// for Model Checking Software", POPL 2005) over the run that just ended. Each step races
+    /// with the earlier steps of other tasks that touch what it touches (one of the two
+    /// writing) and are not already ordered before it through other steps. For the races since
+    /// its task's previous step, and the latest one before, the step's task is added to the
+    /// tasks to try at the racing step's choice point, and at the last context switch before
+    /// that, which is what keeps the reduction complete under a preemption bound (Coons,
+    /// Musuvathi and McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013). The exit that
+    /// ends the run races with every step it could have cut off. Tasks still runnable when the
+    /// run ended never ran their next step, whose footprint is unknown, so it is taken to race
+    /// with every step since the task last ran.
     fn analyse_races(&mut self) {
         let tasks = self.steps.iter().map(|step| step.task.0 as usize + 1).max().unwrap_or(0);
         let tasks = self.path.iter().fold(tasks, |most, frame| match &frame.point {
