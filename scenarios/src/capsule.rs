@@ -125,7 +125,10 @@ impl Processor {
         let annotations = Rc::new(annotations);
         // `processed := sets.NewString()`: a Go map, shared by the batch's goroutines.
         let processed: GoMap<String, ()> = GoMap::new("processed");
-        // The oracle's record of what synced (not part of the modelled program).
+        // The oracle's record of what synced (not part of the modelled program). Like
+        // `processed_raw` below, it declares no footprint (`sim_core::footprint`): goroutines
+        // only insert (inserts commute, and each slot of `processed_raw` has one writer), and
+        // it is read only after `wg.wait()`, which every writer's `wg.done()` happens before.
         let synced: Rc<RefCell<BTreeSet<String>>> = Rc::default();
         let mut sync_errors: Vec<String> = Vec::new();
         let items = spec["namespacedItems"].as_array().cloned().unwrap_or_default();
