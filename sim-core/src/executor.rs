@@ -226,6 +226,7 @@ impl Simulation {
         let jitter_span = duration_nanos(self.config.poll_jitter).saturating_add(1).min(1 << 32);
         let time_key = mix64(ctx.state.borrow().seed ^ fnv1a(b"time"));
         let mut previous = NO_TASK;
+        let mut idled = false;
         let mut step: u64 = 0;
         loop {
             if ctx.attention.get() {
@@ -244,14 +245,18 @@ impl Simulation {
                 return self.step_limit(ctx);
             }
             ctx.step.set(step);
-            let task = match self.pick(ctx, step, previous) {
+            let task = match self.pick(ctx, step, previous, idled) {
                 Pick::Task(task) => task,
                 Pick::Idle => match self.advance_idle(ctx, time_max) {
                     Some(outcome) => return outcome,
-                    None => continue,
+                    None => {
+                        idled = true;
+                        continue;
+                    }
                 },
                 Pick::Diverged => return recorded_outcome(ctx),
             };
+            idled = false;
             self.poll(ctx, task, step);
             previous = task;
             step += 1;
@@ -295,19 +300,14 @@ impl Simulation {
 
     /// Asks the strategy for the next task.
     #[inline]
-    fn pick(&mut self, ctx: &Context, step: u64, previous: u32) -> Pick {
+    fn pick(&mut self, ctx: &Context, step: u64, previous: u32, idle: bool) -> Pick {
         let mut runq = ctx.runq.borrow_mut();
         let count = runq.runnable.len();
         if count == 0 {
             return Pick::Idle;
         }
         let current = (previous != NO_TASK && runq.is_queued(previous)).then_some(TaskId(previous));
-        let choice = Choice {
-            step,
-            runnable: &runq.runnable,
-            current,
-            now: SimTime::from_nanos(ctx.now.get()),
-        };
+        let choice = Choice { step, runnable: &runq.runnable, current, idle };
         let picked = {
             let mut strategy = ctx.strategy.borrow_mut();
             strategy.as_mut().expect("kdst internal: no strategy during a run").next_task(&choice)

@@ -37,17 +37,20 @@
 //! - with a preemption bound, an alternative at a race also goes to the last context switch
 //!   before it, where it may cost no preemption (Coons, Musuvathi and McKinley, "Bounded
 //!   Partial-Order Reduction", OOPSLA 2013);
-//! - the exit that ends a run (the last task that keeps it alive) disables every daemon, so it
-//!   races with each daemon step it could have cut off, not only the latest;
+//! - every race gets its backtrack points, not only the latest one of each step (under a bound
+//!   the latest may be impossible to reverse and would hide the others), and a spawn happens
+//!   before its child's steps;
+//! - a pick after time moved (every task waited, a timer woke some) is free, as CHESS counts
+//!   preemptions only against a task that could have gone on;
 //! - sleep sets (Godefroid, LNCS 1032, 1996) skip alternatives already covered; a sleeping task
 //!   stands for its whole run of steps until it blocks, which is what keeps them sound under a
 //!   preemption bound (the argument is at `Search::step_done` in the source).
 //!
-//! The guarantee then reads "every schedule within B preemptions is equivalent to one the search
-//! ran": the same steps, each pair of dependent steps in the same order, so the same states and
-//! the same outcome. It holds only if every piece of state tasks share is a sim-core primitive or
-//! declares its accesses ([`crate::footprint::Resource`]); `tests/it/dfs_por.rs` checks it
-//! against the unreduced search on generated programs.
+//! The guarantee it aims at reads "every schedule within B preemptions is equivalent to one the
+//! search ran": the same steps, each pair of dependent steps in the same order, so the same
+//! states and the same outcome. It needs every piece of state tasks share to be a sim-core
+//! primitive or to declare its accesses ([`crate::footprint::Resource`]). `tests/it/dfs_por.rs`
+//! checks it against the unreduced search on generated programs (it is tested, not proved).
 //!
 //! ## Seeds
 //! The seed passed to [`Strategy::begin`] is ignored: the search is systematic, not random. But
@@ -91,8 +94,8 @@ use std::rc::Rc;
 
 use super::{Choice, Divergence, Strategy};
 use crate::failure::Outcome;
-use crate::footprint::{self, Access, Resource};
-use crate::{SimTime, Simulation, TaskId};
+use crate::footprint::{self, Access};
+use crate::{Simulation, TaskId};
 
 /// The bounded depth-first strategy. Clones are handles on one search.
 #[derive(Clone, Debug)]
@@ -307,8 +310,6 @@ struct Search {
     /// With reduction, the steps of this run picked at task choice points (up to a blocked
     /// point), for the race analysis.
     steps: Vec<StepInfo>,
-    /// The virtual time at the last task choice point.
-    last_now: SimTime,
     /// Time advanced since the last step.
     barrier: bool,
 }
@@ -339,7 +340,6 @@ impl Search {
             blocked: false,
             redundant: 0,
             steps: Vec::new(),
-            last_now: SimTime::ZERO,
             barrier: false,
         }
     }
@@ -415,14 +415,17 @@ impl Search {
     /// Dynamic partial-order reduction (Flanagan and Godefroid, "Dynamic Partial-Order Reduction
     /// for Model Checking Software", POPL 2005) over the run that just ended. Each step races
     /// with the earlier steps of other tasks that touch what it touches (one of the two
-    /// writing) and are not already ordered before it through other steps. For the races since
-    /// its task's previous step, and the latest one before, the step's task is added to the
-    /// tasks to try at the racing step's choice point, and at the last context switch before
-    /// that, which is what keeps the reduction complete under a preemption bound (Coons,
-    /// Musuvathi and McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013). The exit that
-    /// ends the run races with every step it could have cut off. Tasks still runnable when the
-    /// run ended never ran their next step, whose footprint is unknown, so it is taken to race
-    /// with every step since the task last ran.
+    /// writing) and are not already ordered before it through other steps (same task, a
+    /// dependency, the spawn of its task, or a moment when every task waited and time moved).
+    /// For every race, the step's task is added to the tasks to try at the racing step's choice
+    /// point (every runnable task, if it cannot run there), and at the last point before it
+    /// where a switch was possible for free (Coons, Musuvathi and McKinley, "Bounded
+    /// Partial-Order Reduction", OOPSLA 2013, take the last change of task; a point where the
+    /// running task had blocked, or every task waited, is one too). Flanagan and Godefroid need only the latest race; under a preemption bound the
+    /// latest may be one whose reversal costs too much, and it hides the earlier ones (found by
+    /// the generated programs of `tests/it/dfs_por.rs`). Tasks still runnable when the run ended
+    /// never ran their next step, whose footprint is unknown, so it is taken to race with every
+    /// step since the task last ran.
     fn analyse_races(&mut self) {
         let tasks = self.steps.iter().map(|step| step.task.0 as usize + 1).max().unwrap_or(0);
         let tasks = self.path.iter().fold(tasks, |most, frame| match &frame.point {
@@ -443,8 +446,31 @@ impl Search {
         // at every state since (the window in which Flanagan and Godefroid check it).
         let mut last_of: Vec<Option<usize>> = vec![None; tasks];
         let mut races: Vec<usize> = Vec::new();
+        // The step that spawned each task: a task id first runnable after step k was spawned by
+        // it. The spawn happens before every step of the child (they are never both enabled),
+        // which is what keeps a spawn from looking like a race with its child's steps and
+        // hiding the child's real races behind it.
+        let mut born: Vec<Option<usize>> = vec![None; tasks];
+        let mut seen = vec![false; tasks];
+        for (k, step) in self.steps.iter().enumerate() {
+            if let Point::Task { runnable, .. } = &self.path[step.frame].point {
+                for task in runnable {
+                    let t = task.0 as usize;
+                    if !seen[t] {
+                        seen[t] = true;
+                        born[t] = k.checked_sub(1);
+                    }
+                }
+            }
+        }
         for (k, step) in self.steps.iter().enumerate() {
             let q = step.task.0 as usize;
+            if last_of[q].is_none()
+                && let Some(parent) = born[q]
+            {
+                let spawn = clocks[parent].clone();
+                join(&mut task_clock[q], &spawn);
+            }
             if step.barrier {
                 for clock in &task_clock {
                     join(&mut barrier, clock);
@@ -473,20 +499,15 @@ impl Search {
                     }
                 }
             }
-            // Flanagan and Godefroid check a task's next step at every state where it is the
-            // next step, each time against the latest racing step before that state: here,
-            // every race since the task's previous step, and the latest one before it.
+            // Every race, not only the latest: under a preemption bound the latest race may be
+            // one whose reversal costs too much (or one with a step that could not have run
+            // earlier), and it would hide an earlier one that can be reversed.
             races.sort_unstable();
             races.dedup();
-            // A step that ends the run disables every other task: it races with each step it
-            // would have cut off, not only with the latest (the disabled steps are never the
-            // next step of a later state, where the check would otherwise happen).
-            let ends = step.accesses.iter().any(|a| a.write && a.resource == Resource::RUN);
-            let window = if ends { 0 } else { last_of[q].map_or(0, |last| last + 1) };
-            let earlier = races.iter().rev().find(|&&i| i < window).copied();
-            for &i in races.iter().filter(|&&i| i >= window).chain(&earlier) {
+            for &i in &races {
                 wants.push((self.steps[i].frame, step.task));
-                wants.push((self.steps[switch_before(&self.steps, i)].frame, step.task));
+                wants
+                    .push((self.steps[switch_before(&self.steps, &self.path, i)].frame, step.task));
             }
             last_of[q] = Some(k);
             clock[q] = k as u32 + 1;
@@ -512,7 +533,10 @@ impl Search {
                 for i in window..self.steps.len() {
                     if self.steps[i].task != pending {
                         wants.push((self.steps[i].frame, pending));
-                        wants.push((self.steps[switch_before(&self.steps, i)].frame, pending));
+                        wants.push((
+                            self.steps[switch_before(&self.steps, &self.path, i)].frame,
+                            pending,
+                        ));
                     }
                 }
             }
@@ -674,10 +698,11 @@ impl Dfs {
     /// differs from one explored already only in the order of independent steps is not run, and
     /// the summary says "up to the order of independent steps".
     ///
-    /// What is still guaranteed: every schedule within the bound is equivalent (the same steps,
+    /// What it aims to guarantee: every schedule within the bound is equivalent (the same steps,
     /// with every pair of dependent steps in the same order, so the same states along the way and
-    /// the same outcome) to a schedule within the bound that the search ran. The guarantee holds
-    /// only if every piece of state tasks share is a sim-core primitive or is declared with
+    /// the same outcome) to a schedule within the bound that the search ran (tested against the
+    /// unreduced search, not proved). It needs every piece of state tasks share
+    /// to be a sim-core primitive or to be declared with
     /// [`crate::footprint::Resource`]; a write nobody recorded makes dependent steps look
     /// independent. The search also needs polls that cost no virtual time
     /// (`Config::with_poll_cost(Duration::ZERO, Duration::ZERO)`) to reduce anything: otherwise
@@ -820,7 +845,6 @@ impl Strategy for Dfs {
         state.pending.clear();
         state.block = Block::default();
         state.steps.clear();
-        state.last_now = SimTime::ZERO;
         state.barrier = false;
         state.drew = false;
         state.blocked = false;
@@ -841,8 +865,11 @@ impl Strategy for Dfs {
             return Err(state.stopped_divergence());
         }
         state.drew = false;
-        state.barrier |= choice.now > state.last_now;
-        state.last_now = choice.now;
+        // Time moved because every task waited: whoever a timer woke, none was interrupted, so
+        // this pick is free (CHESS counts a preemption only against a task that could go on).
+        let idle = choice.idle;
+        state.barrier |= idle;
+        let current_task = if idle { None } else { choice.current };
         if state.blocked {
             // Redundant from here on: keep running without choice points.
             let task = choice.current.unwrap_or_else(|| {
@@ -858,7 +885,7 @@ impl Strategy for Dfs {
         let task = if let Some(frame) = state.path.get(state.cursor) {
             let fits = match &frame.point {
                 Point::Task { runnable, current, .. } => {
-                    frame.step == choice.step && *runnable == sorted && *current == choice.current
+                    frame.step == choice.step && *runnable == sorted && *current == current_task
                 }
                 Point::Draw { .. } => false,
             };
@@ -867,7 +894,7 @@ impl Strategy for Dfs {
                 let found = format!(
                     "a pick among {} (current {}) at step {}",
                     list(&sorted),
-                    current(choice.current),
+                    current(current_task),
                     choice.step
                 );
                 state.scratch = sorted;
@@ -883,10 +910,10 @@ impl Strategy for Dfs {
             state.scratch = sorted;
             task
         } else {
-            let order = exploration_order(state.kind, &sorted, choice.current, state.last);
+            let order = exploration_order(state.kind, &sorted, current_task, state.last);
             let mut frame = Frame {
                 step: choice.step,
-                point: Point::Task { runnable: sorted, current: choice.current, order },
+                point: Point::Task { runnable: sorted, current: current_task, order },
                 taken: 0,
                 preemptions: state.preemptions,
                 kind: state.kind,
@@ -1017,9 +1044,12 @@ fn join(into: &mut [u32], other: &[u32]) {
     }
 }
 
-/// The latest step before step `i` at which the running task changed (or the first step).
-fn switch_before(steps: &[StepInfo], i: usize) -> usize {
-    (1..i).rev().find(|&j| steps[j - 1].task != steps[j].task).unwrap_or(0)
+/// The latest step before step `i` where a context switch happened or could have happened for
+/// free: the running task changed, or the previous one could not go on (it blocked, or every
+/// task waited); the first step if none.
+fn switch_before(steps: &[StepInfo], path: &[Frame], i: usize) -> usize {
+    let free = |j: usize| matches!(&path[steps[j].frame].point, Point::Task { current: None, .. });
+    (1..i).rev().find(|&j| steps[j - 1].task != steps[j].task || free(j)).unwrap_or(0)
 }
 
 /// Whether `frame` is a task choice point (not a draw).

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use crate::TaskId;
 use crate::footprint::Access;
-use crate::{SimTime, TaskId};
 
 mod dfs;
 mod named;
@@ -42,8 +42,9 @@ pub struct Choice<'a> {
     /// The task that ran the previous step, if it is still runnable: picking another task is
     /// then a preemption.
     pub current: Option<TaskId>,
-    /// The virtual time.
-    pub now: SimTime,
+    /// Nothing could run since the previous step: every task waited, and the clock jumped to the
+    /// next timer (which woke the tasks now runnable).
+    pub idle: bool,
 }
 
 /// A schedule that does not fit the program: the program under test or the simulator is
