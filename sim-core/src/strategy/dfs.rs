@@ -32,7 +32,7 @@
 //! ([`crate::footprint`]: what it read and wrote) is recorded, and after each run the search
 //! adds alternatives only where two steps of different tasks race (they touch the same state,
 //! one writes, and nothing else orders them), in the manner of dynamic partial-order reduction
-//! (Flanagan and Godefroid, POPL 2005). Three refinements keep it complete:
+//! (Flanagan and Godefroid, POPL 2005). These refinements keep it complete:
 //!
 //! - with a preemption bound, an alternative at a race also goes to the last context switch
 //!   before it, where it may cost no preemption (Coons, Musuvathi and McKinley, "Bounded
@@ -241,15 +241,10 @@ impl Frame {
         let (Point::Task { runnable, .. }, Some(wanted)) = (&self.point, &mut self.wanted) else {
             return;
         };
-        if runnable.contains(&task) {
+        let tasks = if runnable.contains(&task) { std::slice::from_ref(&task) } else { runnable };
+        for &task in tasks {
             if !wanted.contains(&task) {
                 wanted.push(task);
-            }
-        } else {
-            for &task in runnable {
-                if !wanted.contains(&task) {
-                    wanted.push(task);
-                }
             }
         }
     }
@@ -421,14 +416,15 @@ impl Search {
     /// point (every runnable task, if it cannot run there), and at the last point before it
     /// where a switch was possible for free (Coons, Musuvathi and McKinley, "Bounded
     /// Partial-Order Reduction", OOPSLA 2013, take the last change of task; a point where the
-    /// running task had blocked, or every task waited, is one too). Flanagan and Godefroid need only the latest race; under a preemption bound the
-    /// latest may be one whose reversal costs too much, and it hides the earlier ones (found by
-    /// the generated programs of `tests/it/dfs_por.rs`). Tasks still runnable when the run ended
+    /// running task had blocked, or every task waited, is one too). Flanagan and Godefroid need
+    /// only the latest race; under a preemption bound the latest may be one whose reversal costs
+    /// too much, and it hides the earlier ones (found by the generated programs of
+    /// `tests/it/dfs_por.rs`). Tasks still runnable when the run ended
     /// never ran their next step, whose footprint is unknown, so it is taken to race with every
     /// step since the task last ran.
     fn analyse_races(&mut self) {
-        let tasks = self.steps.iter().map(|step| step.task.0 as usize + 1).max().unwrap_or(0);
-        let tasks = self.path.iter().fold(tasks, |most, frame| match &frame.point {
+        // Every step's task is runnable at its choice point, so the choice points name them all.
+        let tasks = self.path.iter().fold(0, |most, frame| match &frame.point {
             Point::Task { runnable, .. } => {
                 runnable.iter().map(|task| task.0 as usize + 1).max().unwrap_or(0).max(most)
             }
@@ -442,8 +438,7 @@ impl Search {
         let mut last_write: BTreeMap<footprint::Resource, usize> = BTreeMap::new();
         let mut reads: BTreeMap<footprint::Resource, Vec<usize>> = BTreeMap::new();
         let mut wants: Vec<(usize, TaskId)> = Vec::new();
-        // The index of each task's latest step so far: its next step was its next transition
-        // at every state since (the window in which Flanagan and Godefroid check it).
+        // The index of each task's latest step so far.
         let mut last_of: Vec<Option<usize>> = vec![None; tasks];
         let mut races: Vec<usize> = Vec::new();
         // The step that spawned each task: a task id first runnable after step k was spawned by
@@ -468,8 +463,7 @@ impl Search {
             if last_of[q].is_none()
                 && let Some(parent) = born[q]
             {
-                let spawn = clocks[parent].clone();
-                join(&mut task_clock[q], &spawn);
+                join(&mut task_clock[q], &clocks[parent]);
             }
             if step.barrier {
                 for clock in &task_clock {
@@ -505,9 +499,7 @@ impl Search {
             races.sort_unstable();
             races.dedup();
             for &i in &races {
-                wants.push((self.steps[i].frame, step.task));
-                wants
-                    .push((self.steps[switch_before(&self.steps, &self.path, i)].frame, step.task));
+                wants.extend(self.backtrack_points(i, step.task));
             }
             last_of[q] = Some(k);
             clock[q] = k as u32 + 1;
@@ -532,11 +524,7 @@ impl Search {
                 let window = last_of[pending.0 as usize].map_or(0, |last| last + 1);
                 for i in window..self.steps.len() {
                     if self.steps[i].task != pending {
-                        wants.push((self.steps[i].frame, pending));
-                        wants.push((
-                            self.steps[switch_before(&self.steps, &self.path, i)].frame,
-                            pending,
-                        ));
+                        wants.extend(self.backtrack_points(i, pending));
                     }
                 }
             }
@@ -544,6 +532,13 @@ impl Search {
         for (frame, task) in wants {
             self.path[frame].want(task);
         }
+    }
+
+    /// Where `task` must be tried so that it may run before step `i`: at step `i`'s choice
+    /// point, and at the last point before it where a switch was free (Coons et al.).
+    fn backtrack_points(&self, i: usize, task: TaskId) -> [(usize, TaskId); 2] {
+        let free = switch_before(&self.steps, &self.path, i);
+        [(self.steps[i].frame, task), (self.steps[free].frame, task)]
     }
 
     /// With reduction, before a step of `task` picked at choice point `index`: the step joins
