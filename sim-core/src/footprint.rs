@@ -50,7 +50,6 @@ const TASK: u64 = 1 << 56;
 const FRESH: u64 = 2 << 56;
 const NAMED: u64 = 3 << 56;
 const DERIVED: u64 = 4 << 56;
-const TIMER: u64 = 5 << 56;
 const LOW: u64 = (1 << 56) - 1;
 
 /// Something steps touch: a primitive, a piece of shared state, a task, the clock.
@@ -124,13 +123,6 @@ impl Resource {
     /// Task `task`: its steps write it, and so does anything that wakes it.
     pub(crate) fn task(task: u32) -> Resource {
         Resource(TASK | u64::from(task))
-    }
-
-    /// The timers due at `deadline`: timers with equal deadlines fire in creation order, so
-    /// creating one is a write; timers with different deadlines fire in deadline order whatever
-    /// order they were created in.
-    pub(crate) fn timers_at(deadline: u64) -> Resource {
-        Resource(TIMER | (mix64(deadline) & LOW))
     }
 
     /// Records that the running step reads this resource.

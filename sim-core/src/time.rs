@@ -208,7 +208,6 @@ impl Sleep {
         if let Some(id) = self.timer.take()
             && context::is_active()
         {
-            Resource::timers_at(self.deadline.0).write();
             context::with_state("Sleep::drop", |state| state.timers.cancel(id));
         }
     }
@@ -230,7 +229,12 @@ impl Future for Sleep {
                 None => false,
             };
             if !registered {
-                Resource::timers_at(deadline).write();
+                // No footprint beyond the clock read: timers are a set that only the executor
+                // reads, when it fires them. With polls that cost no time that happens only
+                // when every task waits (a point every step before happens before), and
+                // otherwise after a step that wrote the clock; the order of timers with one
+                // deadline decides only the order in which their tasks become runnable, which
+                // no task observes (a search sorts the runnable set).
                 self.timer = Some(state.timers.add(deadline, cx.waker().clone()));
                 ctx.next_event.set(ctx.next_event.get().min(deadline));
             }
