@@ -356,10 +356,10 @@ impl Simulation {
     #[cold]
     fn step_done(&mut self, ctx: &Context, task: u32) {
         let mut accesses = ctx.footprint.borrow_mut();
-        accesses.push(Access { resource: Resource::task(task), write: true });
-        accesses.push(Access { resource: Resource::RUN, write: false });
+        accesses.push(Access { resource: Resource::task(task), write: true, check: false });
+        accesses.push(Access { resource: Resource::RUN, write: false, check: false });
         if !self.config.poll_cost.is_zero() || !self.config.poll_jitter.is_zero() {
-            accesses.push(Access { resource: Resource::CLOCK, write: true });
+            accesses.push(Access { resource: Resource::CLOCK, write: true, check: false });
         }
         footprint::normalize(&mut accesses);
         let runnable = ctx.runq.borrow().is_queued(task);
@@ -389,6 +389,7 @@ impl Simulation {
             meta.finished = true;
             meta.daemon
         };
+        Resource::EXIT.read();
         if !daemon {
             ctx.alive.set(ctx.alive.get() - 1);
             // Exits that leave two or more live tasks commute (a read of the count), in either

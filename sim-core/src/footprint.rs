@@ -16,6 +16,10 @@
 //! look independent, and a schedule that reorders them is never run. Searches without reduction
 //! (the default [`crate::strategy::Dfs`]) do not use footprints at all.
 //!
+//! A task that finds what it needs not ready (an empty channel, a held lock) and waits records
+//! [`Resource::check`] instead: a read that lets the search treat a step that did nothing else
+//! as changing nothing. Wakes are recorded only when they make a waiting task runnable.
+//!
 //! Footprints are recorded only while a strategy asks for them
 //! ([`crate::Strategy::wants_footprints`]); otherwise [`Resource::read`] is a thread-local flag
 //! test.
@@ -84,6 +88,9 @@ impl Resource {
     /// Whether the run goes on: read by every step; written by [`crate::stop`] and by the exit
     /// of the last task that kept the run alive (after which nothing runs).
     pub const RUN: Resource = Resource(NAMED | 3);
+    /// Read by every exit and written by nothing: it conflicts with nothing, but marks the step
+    /// that finished a task, which is never a wait ([`Resource::check`]).
+    pub(crate) const EXIT: Resource = Resource(NAMED | 5);
 
     /// A fresh resource, for a piece of shared state created now (by the running task, or by the
     /// setup). Outside a simulation, every call returns one shared id, which only makes steps
@@ -136,6 +143,34 @@ impl Resource {
     pub fn write(self) {
         record(self, true);
     }
+
+    /// Records that the running step looked at this resource, found it not ready, and is about
+    /// to wait on it (a lock held, a queue empty, a deadline not reached). A waiting primitive
+    /// records this on its pending path *instead of* a read or a write, under one contract:
+    /// whoever later changes the resource so that the check would pass wakes the waiter.
+    ///
+    /// It is a read, with one difference for [`crate::strategy::Dfs`]'s reduction: a step that
+    /// did nothing but such checks before its task waited (a *pure wait*) changes no state, so
+    /// the search need not try running later steps before it. Running the step that wakes the
+    /// task first makes the check pass, and the task then does in one step what it does anyway
+    /// after its wake.
+    #[inline]
+    pub fn check(self) {
+        let _ = CTX.try_with(|ctx| {
+            if ctx.tracking.get() && ctx.current.get() != NO_TASK {
+                ctx.footprint.borrow_mut().push(Access {
+                    resource: self,
+                    write: false,
+                    check: true,
+                });
+            }
+        });
+    }
+
+    /// Whether this is the resource of a task (written by its steps and by its wakes).
+    pub(crate) fn task_of(self) -> Option<u32> {
+        (self.0 & !LOW == TASK).then_some((self.0 & LOW) as u32)
+    }
 }
 
 impl Default for Resource {
@@ -151,6 +186,9 @@ pub struct Access {
     pub resource: Resource,
     /// Whether it was written (else only read).
     pub write: bool,
+    /// Whether it was only checked before the task waited on it ([`Resource::check`]); never
+    /// with `write`.
+    pub check: bool,
 }
 
 /// Whether two steps with these footprints are dependent: one writes what the other touches.
@@ -174,12 +212,14 @@ pub fn conflicts(a: &[Access], b: &[Access]) -> bool {
     false
 }
 
-/// Sorts `accesses` by resource and merges duplicates (a write wins over a read).
+/// Sorts `accesses` by resource and merges duplicates (a write wins over a read, a read over a
+/// check).
 pub(crate) fn normalize(accesses: &mut Vec<Access>) {
     accesses.sort_unstable();
     accesses.dedup_by(|later, earlier| {
         if later.resource == earlier.resource {
             earlier.write |= later.write;
+            earlier.check = earlier.check && later.check && !earlier.write;
             true
         } else {
             false
@@ -191,15 +231,18 @@ pub(crate) fn normalize(accesses: &mut Vec<Access>) {
 fn record(resource: Resource, write: bool) {
     let _ = CTX.try_with(|ctx| {
         if ctx.tracking.get() && ctx.current.get() != NO_TASK {
-            ctx.footprint.borrow_mut().push(Access { resource, write });
+            ctx.footprint.borrow_mut().push(Access { resource, write, check: false });
         }
     });
 }
 
 /// Records a wake of `task` by the running step (a no-op outside a step or when not tracking).
+/// Only a wake that makes a waiting task runnable counts: waking a runnable task changes
+/// nothing.
 #[inline]
 pub(crate) fn record_wake(ctx: &context::Context, task: u32) {
-    if ctx.tracking.get() && ctx.current.get() != NO_TASK {
-        ctx.footprint.borrow_mut().push(Access { resource: Resource::task(task), write: true });
+    if ctx.tracking.get() && ctx.current.get() != NO_TASK && !ctx.runq.borrow().is_queued(task) {
+        let access = Access { resource: Resource::task(task), write: true, check: false };
+        ctx.footprint.borrow_mut().push(access);
     }
 }

@@ -152,11 +152,13 @@ impl<T> JoinState<T> {
     }
 
     fn poll_join(&self, task: TaskId, cx: &mut TaskContext<'_>) -> Poll<T> {
-        Resource::task(task.0).read();
         if self.finished.get() {
+            Resource::task(task.0).read();
             let value = self.value.borrow_mut().take();
             return Poll::Ready(value.expect("kdst: a JoinHandle was polled after it completed"));
         }
+        // The task's exit wakes this one.
+        Resource::task(task.0).check();
         let mut waiter = self.waiter.borrow_mut();
         match waiter.as_mut() {
             Some(waker) if waker.will_wake(cx.waker()) => {}

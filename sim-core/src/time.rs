@@ -218,11 +218,13 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let deadline = self.deadline.0;
-        Resource::CLOCK.read();
         context::with("sleep", |ctx| {
             if ctx.now.get() >= deadline {
+                Resource::CLOCK.read();
                 return Poll::Ready(());
             }
+            // Firing the timer wakes this task.
+            Resource::CLOCK.check();
             let mut state = ctx.state.borrow_mut();
             let registered = match self.timer {
                 Some(id) => state.timers.set_waker(id, cx.waker()),

@@ -42,9 +42,15 @@
 //!   before its child's steps;
 //! - a pick after time moved (every task waited, a timer woke some) is free, as CHESS counts
 //!   preemptions only against a task that could have gone on;
+//! - a step that only checked what its task waits on and then waited (a *pure wait*: an empty
+//!   queue, a held lock, see [`crate::footprint::Resource::check`]) changes nothing, so it races
+//!   with nothing after it: running the step that wakes its task first only makes the task do
+//!   in one step what it does anyway after the wake. A wake orders the woken task's next step
+//!   after it without racing with it (the task could not run before);
 //! - sleep sets (Godefroid, LNCS 1032, 1996) skip alternatives already covered; a sleeping task
-//!   stands for its whole run of steps until it blocks, which is what keeps them sound under a
-//!   preemption bound (the argument is at `Search::step_done` in the source).
+//!   stands for its whole run of steps until it blocks (the argument is at `Search::step_done`
+//!   in the source), and it sleeps only at free choice points: at a preemption point every task
+//!   is tried that the race analysis asks for (`Frame::is_asleep` tells why).
 //!
 //! The guarantee it aims at reads "every schedule within B preemptions is equivalent to one the
 //! search ran": the same steps, each pair of dependent steps in the same order, so the same
@@ -196,6 +202,9 @@ struct StepInfo {
     /// Virtual time advanced before this step: every task waited, so every step before it
     /// happens before it (with zero poll cost, time moves only then).
     barrier: bool,
+    /// A pure wait: the task waited after this step, having only checked what it waits on
+    /// ([`crate::footprint::Resource::check`]).
+    pure: bool,
 }
 
 impl Frame {
@@ -238,10 +247,16 @@ impl Frame {
     /// (dynamic partial-order reduction's backtrack set). Whether it is tried depends on the
     /// bound and the sleep set.
     fn want(&mut self, task: TaskId) {
+        // A task asleep since an earlier choice point stands for a schedule that runs it there;
+        // under a bound that schedule may need a preemption where this one needs none (another
+        // task must go first here), so every task is tried instead.
+        let inherited = matches!(self.point, Point::Task { current: None, .. })
+            && self.sleep.iter().any(|sleeper| sleeper.task == task);
         let (Point::Task { runnable, .. }, Some(wanted)) = (&self.point, &mut self.wanted) else {
             return;
         };
-        let tasks = if runnable.contains(&task) { std::slice::from_ref(&task) } else { runnable };
+        let alone = runnable.contains(&task) && !inherited;
+        let tasks = if alone { std::slice::from_ref(&task) } else { runnable };
         for &task in tasks {
             if !wanted.contains(&task) {
                 wanted.push(task);
@@ -250,7 +265,18 @@ impl Frame {
     }
 
     /// Whether `task` is asleep at this choice point.
+    ///
+    /// Only at a free choice point (the running task blocked or finished, or none ran yet): at a
+    /// preemption point every task is awake. A sleeping task stands for a schedule that runs it
+    /// earlier, and under a preemption bound the races of that schedule may send the search to
+    /// other points than the ones this schedule needs. The generated programs of
+    /// `tests/it/dfs_por.rs` found such a case (three tasks: the one to run first sleeps at the
+    /// point where a second must preempt a third); with sleepers kept to free points, 9,000
+    /// programs within 0, 1 and 2 preemptions find every outcome of the unreduced search.
     fn is_asleep(&self, task: TaskId) -> bool {
+        if matches!(self.point, Point::Task { current: Some(_), .. }) {
+            return false;
+        }
         self.sleep.iter().chain(&self.done).any(|sleeper| sleeper.task == task)
     }
 
@@ -403,7 +429,8 @@ impl Search {
     fn record_step(&mut self, task: TaskId, index: usize) {
         if self.reduce {
             let barrier = std::mem::take(&mut self.barrier);
-            self.steps.push(StepInfo { frame: index, task, accesses: Vec::new(), barrier });
+            let step = StepInfo { frame: index, task, accesses: Vec::new(), barrier, pure: false };
+            self.steps.push(step);
         }
     }
 
@@ -419,9 +446,14 @@ impl Search {
     /// running task had blocked, or every task waited, is one too). Flanagan and Godefroid need
     /// only the latest race; under a preemption bound the latest may be one whose reversal costs
     /// too much, and it hides the earlier ones (found by the generated programs of
-    /// `tests/it/dfs_por.rs`). Tasks still runnable when the run ended
-    /// never ran their next step, whose footprint is unknown, so it is taken to race with every
-    /// step since the task last ran.
+    /// `tests/it/dfs_por.rs`). So every race counts whose earlier step is not ordered before
+    /// another step the later one depends on: that one is the race to reverse first (every
+    /// step of a task finishing before the last exit would otherwise race with it).
+    ///
+    /// Waits and wakes follow [`relation`]: a pure wait races with nothing after it, and a wake
+    /// orders the woken task's next step without racing with it. Tasks still runnable when the
+    /// run ended never ran their next step, whose footprint is unknown, so it is taken to race
+    /// with every step since the task last ran.
     fn analyse_races(&mut self) {
         // Every step's task is runnable at its choice point, so the choice points name them all.
         let tasks = self.path.iter().fold(0, |most, frame| match &frame.point {
@@ -441,6 +473,7 @@ impl Search {
         // The index of each task's latest step so far.
         let mut last_of: Vec<Option<usize>> = vec![None; tasks];
         let mut races: Vec<usize> = Vec::new();
+        let mut deps: Vec<usize> = Vec::new();
         // The step that spawned each task: a task id first runnable after step k was spawned by
         // it. The spawn happens before every step of the child (they are never both enabled),
         // which is what keeps a spawn from looking like a race with its child's steps and
@@ -474,30 +507,60 @@ impl Search {
             join(&mut clock, &barrier);
             let before = clock.clone();
             races.clear();
-            let depends = |i: usize, clock: &mut Vec<u32>, races: &mut Vec<usize>| {
-                let t = self.steps[i].task.0 as usize;
-                if t != q && before[t] <= i as u32 {
-                    races.push(i);
+            deps.clear();
+            // Step `i` touched the resource of `access` before (writing it if `wrote`).
+            let mut depends = |i: usize,
+                               wrote: bool,
+                               access: &Access,
+                               clock: &mut Vec<u32>,
+                               races: &mut Vec<usize>| {
+                let earlier = &self.steps[i];
+                let t = earlier.task.0 as usize;
+                if t == q {
+                    join(clock, &clocks[i]);
+                    return;
                 }
-                join(clock, &clocks[i]);
+                let (race, order) = match relation(earlier, wrote, access, step.task) {
+                    Relation::Independent => return,
+                    Relation::Dependent => (true, true),
+                    Relation::Enables => (false, true),
+                    Relation::Races => (true, false),
+                };
+                if before[t] <= i as u32 {
+                    if race {
+                        races.push(i);
+                    }
+                    if order {
+                        deps.push(i);
+                    }
+                }
+                if order {
+                    join(clock, &clocks[i]);
+                }
             };
             for access in &step.accesses {
                 if let Some(&i) = last_write.get(&access.resource) {
-                    depends(i, &mut clock, &mut races);
+                    depends(i, true, access, &mut clock, &mut races);
                 }
                 if access.write
                     && let Some(list) = reads.get(&access.resource)
                 {
                     for &i in list {
-                        depends(i, &mut clock, &mut races);
+                        depends(i, false, access, &mut clock, &mut races);
                     }
                 }
             }
             // Every race, not only the latest: under a preemption bound the latest race may be
             // one whose reversal costs too much (or one with a step that could not have run
-            // earlier), and it would hide an earlier one that can be reversed.
+            // earlier), and it would hide an earlier one that can be reversed. But not a race
+            // with a step ordered before another dependency of this one: reversing that other
+            // race comes first, and this one shows again in the run that does it.
             races.sort_unstable();
             races.dedup();
+            races.retain(|&i| {
+                let t = self.steps[i].task.0 as usize;
+                !deps.iter().any(|&j| j != i && clocks[j][t] > i as u32)
+            });
             for &i in &races {
                 wants.extend(self.backtrack_points(i, step.task));
             }
@@ -608,6 +671,7 @@ impl Search {
             && step.accesses.is_empty()
         {
             step.accesses.extend_from_slice(accesses);
+            step.pure = !runnable && accesses.iter().all(|access| is_wait(access, task));
         }
         if !runnable {
             self.close_block(true);
@@ -1045,6 +1109,60 @@ fn join(into: &mut [u32], other: &[u32]) {
 fn switch_before(steps: &[StepInfo], path: &[Frame], i: usize) -> usize {
     let free = |j: usize| matches!(&path[steps[j].frame].point, Point::Task { current: None, .. });
     (1..i).rev().find(|&j| steps[j - 1].task != steps[j].task || free(j)).unwrap_or(0)
+}
+
+/// How a later step's access relates to an earlier step of another task that touched the same
+/// resource (writing it if `wrote`; one of the two writes).
+enum Relation {
+    /// They commute: no race, no order.
+    Independent,
+    /// They race, and the later one depends on the earlier.
+    Dependent,
+    /// The earlier step woke the later one's task: the later one depends on it, but it could
+    /// not have run first, so they do not race.
+    Enables,
+    /// They race, but nothing flows from the earlier to the later (so later steps are not
+    /// ordered after the earlier step through this pair).
+    Races,
+}
+
+/// Whether `access` of a step is what every pure wait may do: a check, a write of its own task,
+/// or the read of [`footprint::Resource::RUN`] every step makes.
+fn is_wait(access: &Access, task: TaskId) -> bool {
+    access.check
+        || (access.write && access.resource.task_of() == Some(task.0))
+        || (!access.write && access.resource == footprint::Resource::RUN)
+}
+
+/// The rules of [`Search::analyse_races`] for one pair of accesses.
+///
+/// - A pure wait ([`StepInfo::pure`]) changed nothing but its own task's waiting, so nothing
+///   that comes after it depends on it: moving it later (past the step that would have woken
+///   it) only turns the wait into a step that does not wait, which does in one step what the
+///   task does anyway after its wake.
+/// - A task's resource `T(x)` is written by x's steps and by wakes that make x runnable, and
+///   read by joins of x. A wake enables x's next step (it cannot run before, so they do not
+///   race); x's step before the wake that woke it, and wakes by different tasks, commute (a
+///   data dependency between them, if any, is on other resources); a join races with x's
+///   steps (the last one finishes x), and x's step after a join that saw it alive races with it
+///   without depending on it.
+fn relation(earlier: &StepInfo, wrote: bool, access: &Access, task: TaskId) -> Relation {
+    if earlier.pure {
+        return Relation::Independent;
+    }
+    let Some(x) = access.resource.task_of() else { return Relation::Dependent };
+    match (earlier.task.0 == x, task.0 == x) {
+        // x's step, then a wake of x.
+        (true, _) if access.write => Relation::Independent,
+        // x's step, then a join of x.
+        (true, _) => Relation::Dependent,
+        // A wake of x, then x's step.
+        (false, true) if wrote => Relation::Enables,
+        // A join of x, then x's step.
+        (false, true) => Relation::Races,
+        // Wakes and joins of x by other tasks.
+        (false, false) => Relation::Independent,
+    }
 }
 
 /// Whether `frame` is a task choice point (not a draw).

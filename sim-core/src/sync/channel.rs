@@ -130,14 +130,20 @@ impl<T> Sender<T> {
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         yield_now().await;
         let mut value = Some(value);
-        poll_fn(|cx| match self.try_send(value.take().expect("polled after completion")) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(TrySendError::Closed(back)) => Poll::Ready(Err(SendError(back))),
-            Err(TrySendError::Full(back)) => {
-                value = Some(back);
-                self.chan.send_waiters.register(cx.waker());
-                set_wait("send on", self.chan.label() + " (full)");
-                Poll::Pending
+        poll_fn(|cx| {
+            let chan = &self.chan;
+            let full = chan.capacity.is_some_and(|capacity| chan.queue.borrow().len() >= capacity);
+            if full && !chan.closed.get() && chan.receivers.get() > 0 {
+                // Full: a receive, a close or the last receiver's drop wakes this sender.
+                chan.resource.check();
+                chan.send_waiters.register(cx.waker());
+                set_wait("send on", chan.label() + " (full)");
+                return Poll::Pending;
+            }
+            match self.try_send(value.take().expect("polled after completion")) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(TrySendError::Closed(back)) => Poll::Ready(Err(SendError(back))),
+                Err(TrySendError::Full(_)) => unreachable!("kdst internal: room was checked"),
             }
         })
         .await
@@ -206,15 +212,15 @@ impl<T> Receiver<T> {
     pub async fn recv(&self) -> Option<T> {
         yield_now().await;
         poll_fn(|cx| {
-            if let Some(value) = self.try_recv() {
-                return Poll::Ready(Some(value));
+            let chan = &self.chan;
+            if chan.queue.borrow().is_empty() && !chan.is_closed() {
+                // Empty: a send, a close or the last sender's drop wakes this receiver.
+                chan.resource.check();
+                chan.receive_waiters.register(cx.waker());
+                set_wait("receive from", chan.label());
+                return Poll::Pending;
             }
-            if self.chan.is_closed() {
-                return Poll::Ready(None);
-            }
-            self.chan.receive_waiters.register(cx.waker());
-            set_wait("receive from", self.chan.label());
-            Poll::Pending
+            Poll::Ready(self.try_recv())
         })
         .await
     }

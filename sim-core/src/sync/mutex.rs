@@ -44,11 +44,13 @@ impl<T> Mutex<T> {
     pub async fn lock(&self) -> MutexGuard<'_, T> {
         yield_now().await;
         poll_fn(|cx| {
-            self.resource.write();
             if self.holder.get().is_none() {
+                self.resource.write();
                 self.holder.set(Some(context::current_task("Mutex::lock")));
                 return Poll::Ready(());
             }
+            // Held: the unlock wakes this task.
+            self.resource.check();
             self.waiters.register(cx.waker());
             let holder = self.holder.get().map(held_by).unwrap_or_default();
             set_wait("lock", format!("{}{holder}", describe("Mutex", &self.name)));

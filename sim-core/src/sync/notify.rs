@@ -120,7 +120,15 @@ impl Future for Notified {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        self.notify.inner.resource.write();
+        let waiting = self.notify.inner.generation.get() == self.generation
+            && self.waiter.as_ref().is_some_and(|waiter| !waiter.notified.get());
+        if waiting {
+            // Queued already and not notified: a notification wakes this task. (Joining the
+            // queue is a write: `notify_one` takes the longest-waiting task.)
+            self.notify.inner.resource.check();
+        } else {
+            self.notify.inner.resource.write();
+        }
         if self.notify.inner.generation.get() != self.generation {
             if let Some(waiter) = self.waiter.take() {
                 let mut waiters = self.notify.inner.waiters.borrow_mut();

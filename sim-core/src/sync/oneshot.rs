@@ -81,13 +81,16 @@ impl<T> Receiver<T> {
     pub async fn recv(self) -> Result<T, RecvError> {
         yield_now().await;
         poll_fn(|cx| {
-            self.inner.resource.write();
             if let Some(value) = self.inner.value.borrow_mut().take() {
+                self.inner.resource.write();
                 return Poll::Ready(Ok(value));
             }
             if !self.inner.sender_alive.get() {
+                self.inner.resource.write();
                 return Poll::Ready(Err(RecvError));
             }
+            // The sender's drop (after a send, or without one) wakes this task.
+            self.inner.resource.check();
             *self.inner.waker.borrow_mut() = Some(cx.waker().clone());
             set_wait("receive from", "oneshot channel");
             Poll::Pending

@@ -48,11 +48,13 @@ impl<T> RwLock<T> {
     pub async fn read(&self) -> RwLockReadGuard<'_, T> {
         yield_now().await;
         poll_fn(|cx| {
-            self.resource.write();
             if self.writer.get().is_none() && self.writers_waiting.get() == 0 {
+                self.resource.write();
                 self.readers.set(self.readers.get() + 1);
                 return Poll::Ready(());
             }
+            // The writer's unlock, or the waiting writer's lock or drop, wakes this task.
+            self.resource.check();
             self.waiters.register(cx.waker());
             let why = match self.writer.get() {
                 Some(writer) => held_by(writer),
@@ -70,11 +72,18 @@ impl<T> RwLock<T> {
         yield_now().await;
         let mut waiting = WaitingWriter { lock: self, counted: false };
         poll_fn(|cx| {
-            self.resource.write();
             if self.writer.get().is_none() && self.readers.get() == 0 {
+                self.resource.write();
                 waiting.stop();
                 self.writer.set(Some(context::current_task("RwLock::write")));
                 return Poll::Ready(());
+            }
+            // The first wait counts this writer (new readers then wait too): a write. Later
+            // waits only check; the last unlock wakes this task.
+            if waiting.counted {
+                self.resource.check();
+            } else {
+                self.resource.write();
             }
             waiting.start();
             self.waiters.register(cx.waker());

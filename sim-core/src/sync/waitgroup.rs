@@ -72,10 +72,12 @@ impl WaitGroup {
     pub async fn wait(&self) {
         yield_now().await;
         poll_fn(|cx| {
-            self.inner.resource.write();
             if self.inner.count.get() == 0 {
+                self.inner.resource.write();
                 return Poll::Ready(());
             }
+            // The `add` that brings the counter to zero wakes this task.
+            self.inner.resource.check();
             self.inner.waiters.register(cx.waker());
             // No counter in the text: `done()` wakes nobody until zero, so it would go stale.
             set_wait("wait for", describe("WaitGroup", &self.inner.name));
