@@ -26,7 +26,8 @@ struct Chan<T> {
     receivers: Cell<usize>,
     receive_waiters: WaitList,
     send_waiters: WaitList,
-    /// What steps that use the channel touch (every operation writes it).
+    /// What steps that use the channel touch (every operation writes it, but a receive or send
+    /// that finds it empty or full and waits only checks it).
     resource: Resource,
 }
 
