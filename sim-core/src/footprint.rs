@@ -135,13 +135,13 @@ impl Resource {
     /// Records that the running step reads this resource.
     #[inline]
     pub fn read(self) {
-        record(self, false);
+        record(Access { resource: self, write: false, check: false });
     }
 
     /// Records that the running step writes this resource.
     #[inline]
     pub fn write(self) {
-        record(self, true);
+        record(Access { resource: self, write: true, check: false });
     }
 
     /// Records that the running step looked at this resource, found it not ready, and is about
@@ -156,15 +156,7 @@ impl Resource {
     /// after its wake.
     #[inline]
     pub fn check(self) {
-        let _ = CTX.try_with(|ctx| {
-            if ctx.tracking.get() && ctx.current.get() != NO_TASK {
-                ctx.footprint.borrow_mut().push(Access {
-                    resource: self,
-                    write: false,
-                    check: true,
-                });
-            }
-        });
+        record(Access { resource: self, write: false, check: true });
     }
 
     /// Whether this is the resource of a task (written by its steps and by its wakes).
@@ -228,10 +220,10 @@ pub(crate) fn normalize(accesses: &mut Vec<Access>) {
 }
 
 #[inline]
-fn record(resource: Resource, write: bool) {
+fn record(access: Access) {
     let _ = CTX.try_with(|ctx| {
         if ctx.tracking.get() && ctx.current.get() != NO_TASK {
-            ctx.footprint.borrow_mut().push(Access { resource, write, check: false });
+            ctx.footprint.borrow_mut().push(access);
         }
     });
 }

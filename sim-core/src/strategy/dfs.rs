@@ -510,15 +510,11 @@ impl Search {
             races.clear();
             deps.clear();
             // Step `i` touched the resource of `access` before (writing it if `wrote`).
-            let mut depends = |i: usize,
-                               wrote: bool,
-                               access: &Access,
-                               clock: &mut Vec<u32>,
-                               races: &mut Vec<usize>| {
+            let mut depends = |i: usize, wrote: bool, access: &Access| {
                 let earlier = &self.steps[i];
                 let t = earlier.task.0 as usize;
                 if t == q {
-                    join(clock, &clocks[i]);
+                    join(&mut clock, &clocks[i]);
                     return;
                 }
                 let (race, order) = match relation(earlier, wrote, access, step.task) {
@@ -536,18 +532,18 @@ impl Search {
                     }
                 }
                 if order {
-                    join(clock, &clocks[i]);
+                    join(&mut clock, &clocks[i]);
                 }
             };
             for access in &step.accesses {
                 if let Some(&i) = last_write.get(&access.resource) {
-                    depends(i, true, access, &mut clock, &mut races);
+                    depends(i, true, access);
                 }
                 if access.write
                     && let Some(list) = reads.get(&access.resource)
                 {
                     for &i in list {
-                        depends(i, false, access, &mut clock, &mut races);
+                        depends(i, false, access);
                     }
                 }
             }

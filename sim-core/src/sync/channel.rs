@@ -41,6 +41,16 @@ impl<T> Chan<T> {
         self.closed.get() || self.senders.get() == 0
     }
 
+    /// Whether a send can go through at all (open, with a receiver), full or not.
+    fn accepts_sends(&self) -> bool {
+        !self.closed.get() && self.receivers.get() > 0
+    }
+
+    /// Whether the buffer is at capacity.
+    fn is_full(&self) -> bool {
+        self.capacity.is_some_and(|capacity| self.queue.borrow().len() >= capacity)
+    }
+
     fn close(&self) {
         self.touch();
         self.closed.set(true);
@@ -133,8 +143,7 @@ impl<T> Sender<T> {
         let mut value = Some(value);
         poll_fn(|cx| {
             let chan = &self.chan;
-            let full = chan.capacity.is_some_and(|capacity| chan.queue.borrow().len() >= capacity);
-            if full && !chan.closed.get() && chan.receivers.get() > 0 {
+            if chan.is_full() && chan.accepts_sends() {
                 // Full: a receive, a close or the last receiver's drop wakes this sender.
                 chan.resource.check();
                 chan.send_waiters.register(cx.waker());
@@ -154,15 +163,13 @@ impl<T> Sender<T> {
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let chan = &self.chan;
         chan.touch();
-        if chan.closed.get() || chan.receivers.get() == 0 {
+        if !chan.accepts_sends() {
             return Err(TrySendError::Closed(value));
         }
-        let mut queue = chan.queue.borrow_mut();
-        if chan.capacity.is_some_and(|capacity| queue.len() >= capacity) {
+        if chan.is_full() {
             return Err(TrySendError::Full(value));
         }
-        queue.push_back(value);
-        drop(queue);
+        chan.queue.borrow_mut().push_back(value);
         chan.receive_waiters.wake_all();
         Ok(())
     }
