@@ -218,8 +218,7 @@ fn kdst_search(
     let summary = quietly(|| {
         BASE.with(Explorer::clone)
             .seeds(base..base + cap)
-            .strategy(strategy)
-            .expect("a known strategy")
+            .strategy(strategy.parse().expect("a known strategy"))
             .run(|sim, seed| sim.run(seed, setup))
     });
     assert!(summary.limits.is_empty(), "kdst {strategy}: {workload} reached a limit: {summary}");

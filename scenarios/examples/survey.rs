@@ -19,15 +19,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use scenarios::{Expect, Scenario, Target, all};
-use sim_core::strategy::by_name;
+use sim_core::strategy::StrategySpec;
 use sim_core::{Outcome, Simulation};
 
 /// Seeds tried from one base before giving up.
 const SEARCH_MAX: u64 = 1_000;
 
-fn first_failures(bases: u64, strategy: &str) -> bool {
+fn first_failures(bases: u64, strategy: StrategySpec) -> bool {
     let mut ok = true;
-    let swarm = strategy == "portfolio";
+    let swarm = strategy.swarms();
     println!("strategy {strategy}{}", if swarm { " with the swarm" } else { "" });
     println!("| scenario | variant | median seeds to first failure | max | bases that failed |");
     println!("|---|---|---|---|---|");
@@ -40,7 +40,7 @@ fn first_failures(bases: u64, strategy: &str) -> bool {
                 .expect("a registered variant")
                 .with_swarm(swarm);
             let mut sim = Simulation::default();
-            sim.set_strategy(by_name(strategy).expect("a known strategy"));
+            sim.set_strategy(strategy.build());
             let mut counts = Vec::new();
             for base in 0..bases {
                 let start = base * 1_000_003;
@@ -71,14 +71,14 @@ fn first_failures(bases: u64, strategy: &str) -> bool {
 fn hold_range(
     scenario: &dyn Scenario,
     variant: &str,
-    strategy: &str,
+    strategy: StrategySpec,
     seeds: std::ops::Range<u64>,
 ) -> (Vec<String>, u64, u128) {
     let target = Target::new(scenario.name(), Some(variant))
         .expect("a registered variant")
-        .with_swarm(strategy == "portfolio");
+        .with_swarm(strategy.swarms());
     let mut sim = Simulation::default();
-    sim.set_strategy(by_name(strategy).expect("a known strategy"));
+    sim.set_strategy(strategy.build());
     let (mut failures, mut steps, mut virtual_ns) = (Vec::new(), 0u64, 0u128);
     for seed in seeds {
         let outcome = target.run(&mut sim, seed);
@@ -91,7 +91,7 @@ fn hold_range(
     (failures, steps, virtual_ns)
 }
 
-fn hold(seeds: u64, strategy: &str) -> bool {
+fn hold(seeds: u64, strategy: StrategySpec) -> bool {
     let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
     let mut ok = true;
     println!("strategy {strategy}");
@@ -139,23 +139,25 @@ fn hold(seeds: u64, strategy: &str) -> bool {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["first-failures"] => first_failures(100, "portfolio"),
-        ["first-failures", strategy] => match by_name(strategy) {
-            Ok(_) => first_failures(100, strategy),
+        ["first-failures"] => first_failures(100, StrategySpec::Portfolio),
+        ["first-failures", strategy] => match strategy.parse::<StrategySpec>() {
+            Ok(strategy) => first_failures(100, strategy),
             Err(message) => {
                 eprintln!("survey: {message}");
                 return ExitCode::from(2);
             }
         },
-        ["hold"] => hold(100_000, "portfolio"),
+        ["hold"] => hold(100_000, StrategySpec::Portfolio),
         ["hold", n] | ["hold", n, _] => match n.parse() {
             Ok(n) => {
                 let strategy = args.get(2).map_or("portfolio", String::as_str);
-                if let Err(message) = by_name(strategy) {
-                    eprintln!("survey: {message}");
-                    return ExitCode::from(2);
+                match strategy.parse::<StrategySpec>() {
+                    Ok(strategy) => hold(n, strategy),
+                    Err(message) => {
+                        eprintln!("survey: {message}");
+                        return ExitCode::from(2);
+                    }
                 }
-                hold(n, strategy)
             }
             Err(_) => {
                 eprintln!("survey: {n:?} is not a number of seeds");

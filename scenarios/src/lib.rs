@@ -29,7 +29,7 @@ use sim_core::{FailureKind, Outcome, Simulation};
 
 /// The Kubernetes machinery the scenarios run on.
 pub use apiserver_fake;
-pub use search::{Target, TargetError, config_for};
+pub use search::{Target, TargetError, schedule_strategy};
 
 /// What a variant is expected to do under search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,9 +10,8 @@
 use std::fmt::{self, Write as _};
 use std::path::Path;
 
-use std::time::Duration;
-
-use sim_core::{Config, Outcome, Schedule, Simulation};
+use sim_core::strategy::StrategySpec;
+use sim_core::{Outcome, Schedule, Simulation};
 
 use crate::{Expect, ParamError, Params, Scenario, Variant};
 
@@ -210,18 +209,18 @@ impl Target {
     }
 
     /// The schedule of the run that just ended on `sim`, naming this target so that
-    /// [`Target::from_schedule`] can rebuild it: `test` is the scenario, then `variant`,
-    /// `strategy` and every parameter's value as that seed ran.
-    pub fn schedule(&self, sim: &Simulation, strategy: &str) -> Schedule {
+    /// [`Target::from_schedule`] can rebuild it: `test` is the scenario, `strategy` the
+    /// strategy's full form (`pct:2`, `dfs:1`), then `variant` and every parameter's value as
+    /// that seed ran.
+    pub fn schedule(&self, sim: &Simulation, strategy: StrategySpec) -> Schedule {
         let seed = sim.trace().seed();
-        let mut params = vec![
-            ("variant".to_string(), self.variant.name.to_string()),
-            ("strategy".to_string(), strategy.to_string()),
-        ];
+        let mut params = vec![("variant".to_string(), self.variant.name.to_string())];
         params.extend(
             self.params_for(seed).pairs().into_iter().map(|(n, v)| (n.to_string(), v.to_string())),
         );
-        sim.schedule(self.scenario.name(), &params)
+        let mut schedule = sim.schedule(self.scenario.name(), &params);
+        schedule.strategy = strategy.to_string();
+        schedule
     }
 
     /// The target a schedule file was written for, with its parameters pinned as they ran.
@@ -265,7 +264,7 @@ impl Target {
     }
 
     /// The `kdst replay` command line for seed `seed` under `strategy`.
-    pub fn replay_command(&self, seed: u64, strategy: &str) -> String {
+    pub fn replay_command(&self, seed: u64, strategy: StrategySpec) -> String {
         let mut command = format!(
             "kdst replay {} --variant {} --seed {seed} --strategy {strategy}",
             self.scenario.name(),
@@ -280,7 +279,7 @@ impl Target {
     }
 
     /// The `cargo test` command that replays seed `seed` in the scenario replay test.
-    pub fn cargo_test_command(&self, seed: u64, strategy: &str) -> String {
+    pub fn cargo_test_command(&self, seed: u64, strategy: StrategySpec) -> String {
         let mut vars = format!(
             "SIM_SCENARIO={} SIM_VARIANT={} SIM_SEED={seed} SIM_STRATEGY={strategy}",
             self.scenario.name(),
@@ -304,7 +303,12 @@ impl Target {
     /// The failure report of the run that just ended on `sim`: scenario, variant, parameters,
     /// seed and strategy; the failure; the last events of each task involved; the replay
     /// commands. `schedule_file` is where the (shrunk) schedule was saved, if it was.
-    pub fn report(&self, sim: &Simulation, strategy: &str, schedule_file: Option<&Path>) -> String {
+    pub fn report(
+        &self,
+        sim: &Simulation,
+        strategy: StrategySpec,
+        schedule_file: Option<&Path>,
+    ) -> String {
         let trace = sim.trace();
         let seed = trace.seed();
         let mut out = String::new();
@@ -334,7 +338,7 @@ impl Target {
             let _ = writeln!(out, "  kdst replay {}", file.display());
         }
         // A seed names a run only for the seed-driven strategies; a dfs run is its schedule.
-        if sim_core::strategy::by_name(strategy).is_ok() {
+        if strategy.replays_from_seed() {
             let _ = writeln!(out, "  {}", self.replay_command(seed, strategy));
             let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
         }
@@ -342,19 +346,16 @@ impl Target {
     }
 }
 
-/// The simulator configuration for runs of `strategy` (a `--strategy` value or a schedule file's
-/// strategy): [`sim_core::Config::default`], except that the bounded exhaustive searches
-/// (`dfs…`) run with polls that cost no virtual time. Then the clock moves only when every task
-/// waits, so steps that read it (timestamps, timers) commute with the steps of other tasks, and
-/// partial-order reduction can tell equivalent schedules apart from different ones. Replaying
-/// and shrinking a schedule uses the configuration of the strategy that found it.
-pub fn config_for(strategy: &str) -> Config {
-    let exhaustive = strategy.split(':').next().is_some_and(|name| name.starts_with("dfs"));
-    if exhaustive {
-        Config::default().with_poll_cost(Duration::ZERO, Duration::ZERO)
-    } else {
-        Config::default()
-    }
+/// The strategy a schedule's run was found with: its `strategy` header, in full form. Schedule
+/// files written before the header held the full form kept it in a `strategy` parameter, which
+/// wins when present.
+///
+/// # Errors
+/// A strategy that is not one (a hand-edited file, or one written by another program).
+pub fn schedule_strategy(schedule: &Schedule) -> Result<StrategySpec, TargetError> {
+    let named = schedule.params.iter().find(|(key, _)| key == "strategy");
+    let text = named.map_or(schedule.strategy.as_str(), |(_, value)| value.as_str());
+    text.parse().map_err(|error| TargetError::Schedule(format!("the schedule's strategy: {error}")))
 }
 
 /// The name in `names` closest to `name` by edit distance, if it is close (at most a third of

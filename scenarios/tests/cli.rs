@@ -286,8 +286,28 @@ fn explore_with_bounded_dfs() {
     assert!(stdout.contains("reproduced: go-fatal"), "{stdout}");
     rejects(
         &["explore", "submariner-logifchanged", "--strategy", "dfs:2", "--seeds", "0..10"],
-        "--seeds, --time and --shard do not apply",
+        "--seeds does not apply",
     );
+    rejects(
+        &["explore", "submariner-logifchanged", "--strategy", "dfs:2", "--jobs", "2"],
+        "--jobs does not apply",
+    );
+    rejects(
+        &["explore", "submariner-logifchanged", "--max-schedules", "5"],
+        "--max-schedules does not apply",
+    );
+    // Every output path is checked before the search: a bad --json-out costs no search.
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "fixed"];
+    args.extend(["--strategy", "dfs:1", "--json-out", "/nonexistent-dir/x.json"]);
+    args.extend(small);
+    rejects(&args, "cannot write /nonexistent-dir/x.json");
+    // A search stopped by its schedule limit did not cover its bound: exit 1, said so.
+    let mut args = vec!["explore", "submariner-logifchanged", "--variant", "fixed"];
+    args.extend(["--strategy", "dfs-full:2", "--max-schedules", "3"]);
+    args.extend(small);
+    let (code, stdout, stderr) = kdst(&args);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("limit reached"), "{stdout}");
 }
 
 #[test]

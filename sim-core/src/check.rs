@@ -22,20 +22,23 @@
 //! Environment (the same words as the `kdst` CLI's flags):
 //! - `SIM_SEED=N` — run only seed N (a replay);
 //! - `SIM_SEEDS=N` — how many seeds (default 100);
-//! - `SIM_STRATEGY=random|pct|pct:D|portfolio` — the strategy (default `random`; `pct` is
-//!   depth 3, its step estimate drawn from the seed);
-//! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs).
+//! - `SIM_STRATEGY=random|pct|pct:D|portfolio|dfs:B|dfs-full:B|dfs-delays:B` — the strategy
+//!   (default `random`; `pct` is depth 3, its step estimate drawn from the seed; `dfs…` runs
+//!   every schedule of seed 0 within the bound: see [`crate::strategy::StrategySpec`]);
+//! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs);
+//! - `SIM_SCHEDULE=FILE` — replay the schedule file a failing check saved (any strategy).
 //!
-//! Every check also runs a sample of its seeds twice and compares the traces step by step:
-//! a difference fails with `nondeterminism detected at step N`.
+//! Every seed-driven check also runs a sample of its seeds twice and compares the traces step by
+//! step: a difference fails with `nondeterminism detected at step N`. A systematic search
+//! detects nondeterminism itself: a run that no longer fits the path that led to it stops it.
 //!
 //! This module is the only place in sim-core that reads the environment and writes files.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::strategy::Spec;
-use crate::{Config, Outcome, Simulation, Trace, shrink};
+use crate::strategy::StrategySpec;
+use crate::{Config, Outcome, Replay, Schedule, Simulation, Trace, shrink};
 
 /// A simulation check over many seeds, for `#[test]` functions.
 #[derive(Clone, Debug)]
@@ -43,7 +46,8 @@ pub struct Check {
     name: String,
     config: Config,
     seeds: u64,
-    strategy: String,
+    strategy: StrategySpec,
+    max_schedules: u64,
     shrink_budget: u64,
     determinism_sample: u64,
     /// `SIM_*` values to use instead of the process environment (for testing the harness).
@@ -80,7 +84,8 @@ impl Check {
             name: name.to_string(),
             config: Config::default(),
             seeds: 100,
-            strategy: "random".to_string(),
+            strategy: StrategySpec::Random,
+            max_schedules: 1_000_000,
             shrink_budget: 1_000,
             determinism_sample: 10,
             vars: None,
@@ -99,10 +104,18 @@ impl Check {
         self
     }
 
-    /// The strategy (`random`, `pct`, `pct:D`, `portfolio`), unless `SIM_STRATEGY` says
-    /// otherwise.
-    pub fn strategy(mut self, strategy: &str) -> Self {
-        self.strategy = strategy.to_string();
+    /// The strategy (default `random`), unless `SIM_STRATEGY` says otherwise. A systematic one
+    /// (`dfs…`) runs every schedule of seed 0 within its bound instead of a number of seeds,
+    /// and fails the check if it cannot finish within [`Check::max_schedules`].
+    pub fn strategy(mut self, strategy: StrategySpec) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// For a systematic strategy: the most schedules the search may run (default 1,000,000).
+    /// A search that stops there did not check what it was asked to, and the check fails.
+    pub fn max_schedules(mut self, max_schedules: u64) -> Self {
+        self.max_schedules = max_schedules;
         self
     }
 
@@ -131,9 +144,19 @@ impl Check {
             };
             value.filter(|v| !v.is_empty())
         };
-        let strategy = env("SIM_STRATEGY").unwrap_or_else(|| self.strategy.clone());
-        let spec = Spec::parse(&strategy)
-            .unwrap_or_else(|message| panic!("kdst: SIM_STRATEGY={strategy:?}: {message}"));
+        let spec = match env("SIM_STRATEGY") {
+            Some(text) => text
+                .parse::<StrategySpec>()
+                .unwrap_or_else(|error| panic!("kdst: SIM_STRATEGY={text:?}: {error}")),
+            None => self.strategy,
+        };
+        if let Some(path) = env("SIM_SCHEDULE") {
+            return self.replay_file(&path, &setup);
+        }
+        if spec.is_systematic() {
+            return self.run_systematic(spec, &setup);
+        }
+        let strategy = spec.to_string();
         let seeds: Vec<u64> = match env("SIM_SEED") {
             Some(text) => match text.parse() {
                 Ok(seed) => vec![seed],
@@ -155,23 +178,23 @@ impl Check {
             }
         };
         let mut sim = Simulation::new(self.config.clone());
-        sim.set_strategy(spec.build(None));
+        sim.set_strategy(spec.build());
         let mut steps = 0;
         for &seed in &seeds {
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
-                panic!("{}", self.report(&sim, &strategy, seed, &outcome, &setup));
+                panic!("{}", self.report(&sim, spec, &self.config, &outcome, &setup));
             }
         }
         let sample: Vec<u64> =
             seeds.iter().copied().take(self.determinism_sample as usize).collect();
         for &seed in &sample {
             let mut first = Simulation::new(self.config.clone());
-            first.set_strategy(spec.build(None));
+            first.set_strategy(spec.build());
             first.run(seed, &setup);
             let mut second = Simulation::new(self.config.clone());
-            second.set_strategy(spec.build(None));
+            second.set_strategy(spec.build());
             second.run(seed, &setup);
             if let Some(step) = first_difference(first.trace(), second.trace()) {
                 panic!(
@@ -190,17 +213,77 @@ impl Check {
         }
     }
 
+    /// A systematic search of seed 0's schedules; panics with the report on the first run that
+    /// does not complete, on nondeterminism, or when the search stops before it completes.
+    fn run_systematic(&self, spec: StrategySpec, setup: &dyn Fn()) -> CheckReport {
+        let config = spec.config(self.config.clone());
+        let dfs = spec.dfs(self.max_schedules).expect("a systematic strategy");
+        let mut sim = Simulation::new(config.clone());
+        sim.set_strategy(Box::new(dfs.clone()));
+        let mut steps = 0;
+        while !dfs.is_complete() && !dfs.limit_reached() {
+            let outcome = sim.run(0, setup);
+            steps += sim.trace().len() as u64;
+            dfs.record_outcome(&outcome);
+            if let Some(reason) = dfs.stopped() {
+                panic!("kdst: {} (strategy {spec}): {reason}", self.name);
+            }
+            if outcome != Outcome::Completed {
+                panic!("{}", self.report(&sim, spec, &config, &outcome, setup));
+            }
+        }
+        if !dfs.is_complete() {
+            panic!(
+                "kdst: {} (strategy {spec}) did not check every schedule: {} (raise \
+                 Check::max_schedules or lower the bound)",
+                self.name,
+                dfs.summary()
+            );
+        }
+        CheckReport {
+            seeds: dfs.schedules(),
+            steps,
+            strategy: spec.to_string(),
+            determinism_checked: 0,
+        }
+    }
+
+    /// Replays the schedule file at `path` (`SIM_SCHEDULE`); panics with the report if the run
+    /// does not complete, or if the file cannot be read.
+    fn replay_file(&self, path: &str, setup: &dyn Fn()) -> CheckReport {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|error| panic!("kdst: SIM_SCHEDULE={path:?}: cannot read: {error}"));
+        let schedule = Schedule::decode(&text)
+            .unwrap_or_else(|error| panic!("kdst: SIM_SCHEDULE={path:?}: {error}"));
+        let spec = schedule.strategy.parse::<StrategySpec>().unwrap_or_default();
+        let config = spec.config(self.config.clone());
+        let mut sim = Simulation::new(config.clone());
+        sim.set_strategy(Box::new(Replay::new(&schedule)));
+        let outcome = sim.run(schedule.seed, setup);
+        if outcome != Outcome::Completed {
+            panic!("{}", self.report(&sim, spec, &config, &outcome, setup));
+        }
+        CheckReport {
+            seeds: 1,
+            steps: sim.trace().len() as u64,
+            strategy: "replay".to_string(),
+            determinism_checked: 0,
+        }
+    }
+
     /// The failure report: what failed, the story, the shrunk schedule, how to replay.
     fn report(
         &self,
         sim: &Simulation,
-        strategy: &str,
-        seed: u64,
+        spec: StrategySpec,
+        config: &Config,
         outcome: &Outcome,
         setup: &dyn Fn(),
     ) -> String {
         let failure = outcome.failure().expect("not completed");
         let trace = sim.trace();
+        let seed = trace.seed();
+        let strategy = spec.to_string();
         let mut out = format!("{} seed {seed} (strategy {strategy}):\n{failure}\n", self.name);
         let lines = trace.involved_events(failure, 8);
         if !lines.is_empty() {
@@ -209,8 +292,9 @@ impl Check {
                 let _ = writeln!(out, "  {line}");
             }
         }
-        let schedule = sim.schedule(&self.name, &[("strategy".to_string(), strategy.to_string())]);
-        let saved = match shrink(&self.config, &schedule, setup, self.shrink_budget) {
+        let mut schedule = sim.schedule(&self.name, &[]);
+        schedule.strategy = strategy.clone();
+        let saved = match shrink(config, &schedule, setup, self.shrink_budget) {
             Ok(shrunk) => {
                 let _ = writeln!(out, "\n{shrunk}");
                 save(&self.name, &shrunk.schedule.encode())
@@ -220,19 +304,32 @@ impl Check {
                 save(&self.name, &schedule.encode())
             }
         };
-        match saved {
+        let saved = match saved {
             Ok(path) => {
                 let _ = writeln!(out, "schedule saved: {}", path.display());
+                Some(path)
             }
             Err(error) => {
                 let _ = writeln!(out, "schedule not saved: {error}");
+                None
             }
+        };
+        out.push_str("\nreplay:\n");
+        if spec.replays_from_seed() {
+            let _ = writeln!(
+                out,
+                "  SIM_SEED={seed} SIM_STRATEGY={strategy} cargo test {} -- --exact",
+                self.name
+            );
         }
-        let _ = write!(
-            out,
-            "\nreplay:\n  SIM_SEED={seed} SIM_STRATEGY={strategy} cargo test {} -- --exact\n",
-            self.name
-        );
+        if let Some(path) = saved {
+            let _ = writeln!(
+                out,
+                "  SIM_SCHEDULE={} cargo test {} -- --exact",
+                path.display(),
+                self.name
+            );
+        }
         out
     }
 }

@@ -285,6 +285,18 @@ pub(crate) fn record_failure(ctx: &Context, failure: Failure) {
     ctx.attention.set(true);
 }
 
+/// The unwind payload sim-core uses to stop a task after recording a failure itself (a Go fatal
+/// error, a replay divergence, [`crate::fail`]): no panic message, no panic hook. The executor
+/// catches it around every poll.
+pub(crate) struct Abort;
+
+/// Records `failure` ([`record_failure`]: the first wins) and unwinds the calling task with
+/// [`Abort`].
+pub(crate) fn abort_with(ctx: &Context, failure: Failure) -> ! {
+    record_failure(ctx, failure);
+    std::panic::resume_unwind(Box::new(Abort))
+}
+
 /// Builds a failure stamped with the current step, time and task.
 pub(crate) fn failure_here(
     ctx: &Context,

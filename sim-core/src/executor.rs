@@ -17,7 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
 use std::task::{Context as TaskContext, Wake, Waker};
 
-use crate::context::{self, BoxFuture, CTX, Context, NO_TASK, Slot};
+use crate::context::{self, Abort, BoxFuture, CTX, Context, NO_TASK, Slot};
 use crate::failure::{Failure, FailureKind, Outcome};
 use crate::footprint::{self, Access, Resource};
 use crate::oracle;
@@ -27,10 +27,6 @@ use crate::strategy::{Choice, Random, Strategy};
 use crate::time::duration_nanos;
 use crate::trace::{EventKind, StepRecord, Trace};
 use crate::{Config, SimTime, TaskId};
-
-/// The unwind payload sim-core uses to stop a task after recording a failure itself (a Go fatal
-/// error, a replay divergence): no panic message, no panic hook.
-pub(crate) struct Abort;
 
 /// Wakes one task slot. Built once per slot and reused for every run.
 struct TaskWaker(u32);

@@ -2,7 +2,7 @@
 //! across machines, with a summary that always says how much was searched.
 //!
 //! ```
-//! use sim_core::{Explorer, GoMap, spawn};
+//! use sim_core::{Explorer, GoMap, StrategySpec, spawn};
 //!
 //! let racy = || {
 //!     let map = GoMap::new("processed");
@@ -15,8 +15,7 @@
 //! };
 //! let summary = Explorer::new()
 //!     .seeds(0..200)
-//!     .strategy("portfolio")
-//!     .expect("a known strategy")
+//!     .strategy(StrategySpec::Portfolio)
 //!     .jobs(2)
 //!     .run(|sim, seed| sim.run(seed, racy));
 //! assert_eq!(summary.schedules, 200);
@@ -49,12 +48,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::rc::Rc;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Failure, FailureKind, Outcome};
-use crate::strategy::{Choice, Divergence, Portfolio, Spec, Strategy};
+use crate::strategy::{Choice, Divergence, Portfolio, Strategy, StrategySpec};
 use crate::{Config, Simulation};
 
 /// Seeds a worker takes at a time. Small enough that a stop or a budget is noticed quickly,
@@ -68,8 +68,9 @@ pub struct Explorer {
     config: Config,
     seeds: Option<Range<u64>>,
     time_budget: Option<Duration>,
-    strategy: Spec,
+    strategy: StrategySpec,
     pct_max_steps: Option<u64>,
+    max_schedules: u64,
     /// Worker threads; `None`: every core, asked only when the search runs (the query reads
     /// cgroup files on Linux, tens of microseconds).
     jobs: Option<usize>,
@@ -123,6 +124,10 @@ impl Explorer {
     /// Seeds searched when neither [`Explorer::seeds`] nor [`Explorer::time_budget`] is set.
     pub const DEFAULT_SEEDS: u64 = 1_000;
 
+    /// Schedules a systematic search runs at most unless [`Explorer::max_schedules`] says
+    /// otherwise.
+    pub const DEFAULT_MAX_SCHEDULES: u64 = 1_000_000;
+
     /// A search of seeds `0..1000` with the portfolio, on every core, collecting every distinct
     /// failure.
     pub fn new() -> Self {
@@ -131,8 +136,9 @@ impl Explorer {
             config: Config::default(),
             seeds: None,
             time_budget: None,
-            strategy: Spec::Portfolio,
+            strategy: StrategySpec::Portfolio,
             pct_max_steps: None,
+            max_schedules: Explorer::DEFAULT_MAX_SCHEDULES,
             jobs: None,
             shard: (0, 1),
             stop_at_first: false,
@@ -159,13 +165,30 @@ impl Explorer {
         self
     }
 
-    /// The strategy by name: `random`, `pct` (depth 3), `pct:D`, or `portfolio` (the default).
+    /// The strategy (default: the portfolio). A seed-driven strategy runs each seed once; a
+    /// systematic one (`dfs…`) runs every schedule of seed 0 within its bound, on one thread,
+    /// until the search completes, fails (with [`Explorer::stop_at_first`]), reaches
+    /// [`Explorer::max_schedules`] or spends the time budget. Runs use the configuration the
+    /// strategy needs ([`StrategySpec::config`] of [`Explorer::config`]).
+    pub fn strategy(mut self, spec: StrategySpec) -> Self {
+        self.strategy = spec;
+        self
+    }
+
+    /// The strategy searched with.
+    pub fn strategy_spec(&self) -> StrategySpec {
+        self.strategy
+    }
+
+    /// For a systematic strategy: stop after this many schedules (default
+    /// [`Explorer::DEFAULT_MAX_SCHEDULES`]); a search stopped there is reported as incomplete.
     ///
-    /// # Errors
-    /// An unknown name or a PCT depth that is not a number ≥ 1, in one line.
-    pub fn strategy(mut self, name: &str) -> Result<Self, String> {
-        self.strategy = Spec::parse(name)?;
-        Ok(self)
+    /// # Panics
+    /// If `max_schedules` is 0.
+    pub fn max_schedules(mut self, max_schedules: u64) -> Self {
+        assert!(max_schedules > 0, "kdst: a bounded search needs max_schedules ≥ 1");
+        self.max_schedules = max_schedules;
+        self
     }
 
     /// Pins the `k` (steps per run) of the `pct` and `pct:D` strategies. Without it, each seed
@@ -234,6 +257,9 @@ impl Explorer {
     {
         #[allow(clippy::disallowed_methods)] // the explorer's own wall clock, not a simulation's
         let started = Instant::now();
+        if self.strategy.is_systematic() {
+            return self.run_systematic(&run_seed, started);
+        }
         let plan = Plan::new(self, started);
         let shared = Shared::new(self.stop_at_first, started);
         let jobs = self
@@ -303,13 +329,13 @@ impl Explorer {
 
     /// A worker's simulation with the search's strategy, and how to read the member of a run.
     fn simulation(&self) -> (Simulation, Member) {
-        let mut sim = Simulation::new(self.config.clone());
+        let mut sim = Simulation::new(self.strategy.config(self.config.clone()));
         let member = match self.strategy {
-            Spec::Random | Spec::Pct(_) => {
-                sim.set_strategy(self.strategy.build(self.pct_max_steps));
+            StrategySpec::Random | StrategySpec::Pct { .. } | StrategySpec::Dfs { .. } => {
+                sim.set_strategy(self.strategy.build_pinned(self.pct_max_steps));
                 Member::Fixed
             }
-            Spec::Portfolio => {
+            StrategySpec::Portfolio => {
                 let current = Rc::new(Cell::new("random"));
                 let portfolio = Tracked { portfolio: Portfolio::new(), current: current.clone() };
                 sim.set_strategy(Box::new(portfolio));
@@ -328,14 +354,7 @@ impl Explorer {
         } else {
             Ended::Exhausted
         };
-        let bound = match self.strategy {
-            Spec::Random => "none (uniform random walk)".to_string(),
-            Spec::Pct(depth) => match self.pct_max_steps {
-                Some(k) => format!("PCT depth {depth}, k {k} (pinned)"),
-                None => format!("PCT depth {depth}, k {}", drawn_max_steps()),
-            },
-            Spec::Portfolio => format!("PCT k {}", drawn_max_steps()),
-        };
+        let bound = self.strategy.bound_text(self.pct_max_steps);
         let Tally { schedules, steps, virtual_time_ns, strategies, failures, limits } =
             ledger.total;
         ExploreSummary {
@@ -353,6 +372,76 @@ impl Explorer {
             limits: by_seed(limits),
             searched_below: plan.seed_bound(searched),
             ended,
+            systematic: None,
+        }
+    }
+
+    /// A systematic search: every schedule of seed 0 within the strategy's bound, on this
+    /// thread, until it completes, fails (with stop-at-first), reaches the schedule limit or
+    /// spends the time budget.
+    fn run_systematic<F>(&self, run_seed: &F, started: Instant) -> ExploreSummary
+    where
+        F: Fn(&mut Simulation, u64) -> Outcome + Sync,
+    {
+        let dfs = self.strategy.dfs(self.max_schedules).expect("a systematic strategy");
+        let mut sim = Simulation::new(self.strategy.config(self.config.clone()));
+        sim.set_strategy(Box::new(dfs.clone()));
+        let shared = Shared::new(self.stop_at_first, started);
+        let deadline = self.time_budget.and_then(|budget| started.checked_add(budget));
+        #[allow(clippy::disallowed_methods)] // the budget is wall time, outside any simulation
+        let expired = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let name = self.strategy.to_string();
+        let mut tally = Tally::new();
+        let mut ended = Ended::Complete;
+        while !dfs.is_complete() {
+            if dfs.limit_reached() {
+                ended = Ended::ScheduleLimit;
+                break;
+            }
+            if expired() {
+                ended = Ended::TimeBudget;
+                break;
+            }
+            let outcome = run_seed(&mut sim, 0);
+            assert_eq!(
+                sim.trace().seed(),
+                0,
+                "kdst: a systematic search runs seed 0; the run closure ran another"
+            );
+            dfs.record_outcome(&outcome);
+            let failed = outcome.is_failure();
+            let stop =
+                outcome != Outcome::Completed && (self.stop_at_first || dfs.stopped().is_some());
+            shared.ran(failed, self.progress.as_ref());
+            tally.record(0, &name, &sim, outcome);
+            if stop {
+                ended = Ended::FirstFailure;
+                break;
+            }
+        }
+        let report = dfs.report();
+        let Tally { schedules, steps, virtual_time_ns, strategies, failures, limits } = tally;
+        ExploreSummary {
+            seeds: 0..1,
+            shards: vec![(0, 1)],
+            strategy: name,
+            bound: self.strategy.bound_text(None),
+            time_budget: self.time_budget,
+            schedules,
+            steps,
+            virtual_time_ns,
+            wall: started.elapsed(),
+            strategies,
+            failures: by_seed(failures),
+            limits: by_seed(limits),
+            searched_below: u64::from(ended == Ended::Complete),
+            ended,
+            systematic: Some(Systematic {
+                complete: report.complete,
+                limit_reached: report.limit_reached,
+                redundant: report.redundant,
+                summary: report.summary,
+            }),
         }
     }
 }
@@ -390,10 +479,6 @@ impl Strategy for Tracked {
     }
 }
 
-fn drawn_max_steps() -> String {
-    format!("drawn per seed from {}..={}", Portfolio::MAX_STEPS_MIN, Portfolio::MAX_STEPS_MAX)
-}
-
 /// The seeds of a search as positions `0..total` in the shard's sequence.
 struct Plan {
     seeds: Range<u64>,
@@ -418,11 +503,7 @@ impl Plan {
             if index >= start_index { index - start_index } else { stride - (start_index - index) };
         let first = seeds.start.saturating_add(offset);
         let total = if first >= seeds.end { 0 } else { (seeds.end - 1 - first) / stride + 1 };
-        let strategy_name = match explorer.strategy {
-            Spec::Random => "random".to_string(),
-            Spec::Pct(depth) => format!("pct:{depth}"),
-            Spec::Portfolio => "portfolio".to_string(),
-        };
+        let strategy_name = explorer.strategy.to_string();
         let deadline = explorer.time_budget.and_then(|budget| started.checked_add(budget));
         Plan { seeds, first, stride, total, deadline, strategy_name }
     }
@@ -689,8 +770,27 @@ pub enum Ended {
     Exhausted,
     /// Stopped at the first failure ([`Explorer::stop_at_first`]).
     FirstFailure,
-    /// The time budget ran out before the range did.
+    /// The time budget ran out before the range (or the bounded search) did.
     TimeBudget,
+    /// A systematic search ran every schedule within its bound.
+    Complete,
+    /// A systematic search stopped at its schedule limit ([`Explorer::max_schedules`]) before
+    /// it completed.
+    ScheduleLimit,
+}
+
+/// What a systematic search (`dfs…`) covered, beside the counts of [`ExploreSummary`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Systematic {
+    /// Whether every schedule within the bound ran. Says nothing about failures.
+    pub complete: bool,
+    /// Whether the schedule limit stopped the search.
+    pub limit_reached: bool,
+    /// With partial-order reduction, the runs that were redundant ([`crate::Dfs::redundant`]).
+    pub redundant: u64,
+    /// The search in one line ([`crate::Dfs::summary`]), e.g.
+    /// `all 14 schedules within 2 preemptions explored, no failure`.
+    pub summary: String,
 }
 
 /// What a search did and found. Its text ([`fmt::Display`]) always says how much was searched
@@ -727,6 +827,9 @@ pub struct ExploreSummary {
     pub searched_below: u64,
     /// Why the search ended.
     pub ended: Ended,
+    /// For a systematic search, what it covered; `None` for a search over seeds.
+    #[serde(default)]
+    pub systematic: Option<Systematic>,
 }
 
 impl ExploreSummary {
@@ -799,7 +902,79 @@ impl ExploreSummary {
             ended: match (self.ended, other.ended) {
                 (Ended::Exhausted, ended) | (ended, _) => ended,
             },
+            systematic: self.systematic.or(other.systematic),
         }
+    }
+
+    /// What the search amounts to: a failure, a limit, a search that did not cover what it was
+    /// asked to (a systematic search stopped by its schedule limit or the time budget), or a
+    /// pass.
+    pub fn verdict(&self) -> Verdict {
+        if !self.failures.is_empty() {
+            Verdict::Failure
+        } else if !self.limits.is_empty() {
+            Verdict::Limit
+        } else if self.systematic.as_ref().is_some_and(|systematic| !systematic.complete) {
+            Verdict::Incomplete
+        } else {
+            Verdict::Completed
+        }
+    }
+}
+
+/// The verdict of a search or a run, as the CLI's exit code and JSON `verdict` give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Everything asked for ran, and nothing failed: the only pass.
+    Completed,
+    /// A run failed.
+    Failure,
+    /// A run reached a step or time limit: nothing is known of its remainder.
+    Limit,
+    /// The search stopped before it covered what it was asked to (a bounded search's schedule
+    /// limit or time budget): not a pass.
+    Incomplete,
+}
+
+impl Verdict {
+    /// `completed`, `failure`, `limit` or `incomplete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Completed => "completed",
+            Verdict::Failure => "failure",
+            Verdict::Limit => "limit",
+            Verdict::Incomplete => "incomplete",
+        }
+    }
+
+    /// The verdict of one run's outcome.
+    pub fn of(outcome: &Outcome) -> Verdict {
+        match outcome {
+            Outcome::Completed => Verdict::Completed,
+            Outcome::Failed(_) => Verdict::Failure,
+            Outcome::LimitReached(_) => Verdict::Limit,
+        }
+    }
+
+    /// Whether this is a pass.
+    pub fn passed(self) -> bool {
+        self == Verdict::Completed
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Verdict::Completed, Verdict::Failure, Verdict::Limit, Verdict::Incomplete]
+            .into_iter()
+            .find(|verdict| verdict.as_str() == text)
+            .ok_or_else(|| format!("unknown verdict {text:?}"))
     }
 }
 
@@ -836,6 +1011,16 @@ impl fmt::Display for ExploreSummary {
         } else {
             format!("{}..{}", self.seeds.start, self.seeds.end)
         };
+        if let Some(systematic) = &self.systematic {
+            writeln!(f, "seed 0, strategy {}, bound: {}", self.strategy, self.bound)?;
+            let end = match self.ended {
+                Ended::FirstFailure => " (stopped at the first failure)",
+                Ended::TimeBudget => " (time budget spent)",
+                _ => "",
+            };
+            writeln!(f, "{}{end}", systematic.summary)?;
+            return self.fmt_found(f);
+        }
         let shards: Vec<String> = self.shards.iter().map(|(i, n)| format!("{i}/{n}")).collect();
         let label = if self.shards.len() == 1 { "shard" } else { "shards" };
         let strategies: Vec<String> =
@@ -856,7 +1041,15 @@ impl fmt::Display for ExploreSummary {
                 let budget = self.time_budget.unwrap_or_default().as_secs_f64();
                 writeln!(f, "time budget {budget:.3} s spent: {covered}")?;
             }
+            Ended::Complete | Ended::ScheduleLimit => writeln!(f, "{covered}")?,
         }
+        self.fmt_found(f)
+    }
+}
+
+impl ExploreSummary {
+    /// The failures and limits found, as [`fmt::Display`] ends with them.
+    fn fmt_found(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.failures.len() {
             0 => write!(f, "no failure found")?,
             n => {

@@ -157,7 +157,6 @@ impl fmt::Display for Outcome {
 pub fn fail(kind: FailureKind, message: impl Into<String>, details: impl Into<String>) -> ! {
     crate::context::with("fail", |ctx| {
         let failure = crate::context::failure_here(ctx, kind, message.into(), details.into());
-        crate::context::record_failure(ctx, failure);
-    });
-    std::panic::resume_unwind(Box::new(crate::executor::Abort))
+        crate::context::abort_with(ctx, failure)
+    })
 }

@@ -25,7 +25,6 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use crate::context::{self, Context, NO_TASK};
-use crate::executor::Abort;
 use crate::failure::FailureKind;
 use crate::footprint::Resource;
 use crate::task::yield_now;
@@ -227,9 +226,8 @@ fn fatal(text: &'static str, map: &str, op: &'static str, writer: Writer) -> ! {
         if writer.task != current {
             failure.involved.push(TaskId(writer.task));
         }
-        context::record_failure(ctx, failure);
-    });
-    std::panic::resume_unwind(Box::new(Abort))
+        context::abort_with(ctx, failure)
+    })
 }
 
 /// One goroutine of a dump: header, the runtime frame, the task's labels innermost first, and

@@ -93,7 +93,7 @@ mod trace;
 pub use check::{Check, CheckReport};
 pub use config::Config;
 pub use executor::Simulation;
-pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress};
+pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress, Systematic, Verdict};
 pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
@@ -102,7 +102,10 @@ pub use rng::{
 };
 pub use schedule::Schedule;
 pub use shrink::{ShrinkError, Shrunk, shrink};
-pub use strategy::{Dfs, DfsReport, Pct, Portfolio, Random, Replay, ReplayMode, Strategy};
+pub use strategy::{
+    Dfs, DfsReport, Pct, Portfolio, Random, Replay, ReplayMode, Strategy, StrategyError,
+    StrategySpec,
+};
 pub use syncmap::SyncMap;
 pub use task::{
     Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn, spawn_daemon,

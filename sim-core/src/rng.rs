@@ -209,8 +209,7 @@ pub fn choose(bound: u64) -> u64 {
                     format!("nondeterminism at step {step}: {divergence}"),
                     String::new(),
                 );
-                context::record_failure(ctx, failure);
-                std::panic::resume_unwind(Box::new(crate::executor::Abort));
+                context::abort_with(ctx, failure)
             }
         }
     })

@@ -121,7 +121,7 @@ fn malformed_settings_name_the_variable() {
         (&[("SIM_SEED", "x")][..], "kdst: SIM_SEED=\"x\" is not a seed"),
         (&[("SIM_SEEDS", "-1")][..], "kdst: SIM_SEEDS=\"-1\" is not a number of seeds"),
         (&[("SIM_SHARD", "3/3")][..], "kdst: SIM_SHARD=\"3/3\": shard 3 of 3 does not exist"),
-        (&[("SIM_STRATEGY", "dfs")][..], "kdst: SIM_STRATEGY=\"dfs\": unknown strategy"),
+        (&[("SIM_STRATEGY", "bogus")][..], "kdst: SIM_STRATEGY=\"bogus\": unknown strategy"),
         (&[("SIM_STRATEGY", "pct:0")][..], "kdst: SIM_STRATEGY=\"pct:0\": the PCT depth"),
     ] {
         let message = panic_message(|| {
@@ -156,4 +156,38 @@ fn nondeterminism_is_detected_with_its_step() {
         });
     });
     assert!(message.starts_with("nondeterminism detected at step "), "{message}");
+}
+
+/// `Check` runs a systematic search too: every schedule of seed 0 within the bound. A calm
+/// program completes and says how many schedules it checked; the racing writers fail with a
+/// report whose replay is the saved schedule file (a seed does not name a dfs run), and
+/// `SIM_SCHEDULE` replays that file to the same failure.
+#[test]
+fn a_check_runs_a_bounded_exhaustive_search() {
+    use sim_core::strategy::StrategySpec;
+    let dfs: StrategySpec = "dfs:1".parse().expect("known");
+    let report = Check::new("calm_dfs").with_env(&[]).strategy(dfs).run(calm_writer);
+    assert_eq!(report.strategy, "dfs:1");
+    assert!(report.seeds >= 1, "{report}");
+    let message = panic_message(|| {
+        Check::new("racing_dfs").with_env(&[]).strategy(dfs).run(racing_writers);
+    });
+    assert!(message.contains("fatal error: concurrent map writes"), "{message}");
+    assert!(message.contains("(strategy dfs:1)"), "{message}");
+    assert!(!message.contains("SIM_SEED="), "a dfs run is not named by its seed: {message}");
+    let line = message.lines().find(|line| line.contains("SIM_SCHEDULE=")).expect("a replay");
+    let path = line.trim().strip_prefix("SIM_SCHEDULE=").and_then(|rest| rest.split(' ').next());
+    let path = path.expect("a schedule path").to_string();
+    let replayed = panic_message(|| {
+        Check::new("racing_dfs").with_env(&[("SIM_SCHEDULE", &path)]).run(racing_writers);
+    });
+    assert!(replayed.contains("fatal error: concurrent map writes"), "{replayed}");
+    // Through the environment as well, and a search that cannot finish is not a pass.
+    let limited = panic_message(|| {
+        Check::new("calm_dfs_limited")
+            .with_env(&[("SIM_STRATEGY", "dfs-full:3")])
+            .max_schedules(1)
+            .run(racing_writers);
+    });
+    assert!(limited.contains("did not check every schedule"), "{limited}");
 }

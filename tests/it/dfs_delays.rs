@@ -130,7 +130,12 @@ pub(crate) fn small(name: &str) -> &'static [&'static str] {
 fn search(name: &str, variant: &str, bound: u32) -> sim_core::DfsReport {
     let mut target = scenarios::Target::new(name, Some(variant)).expect("registered");
     target.set_params(small(name)).expect("valid params");
-    let mut sim = Simulation::new(scenarios::config_for("dfs-delays"));
+    let mut sim = Simulation::new(
+        "dfs:0"
+            .parse::<sim_core::strategy::StrategySpec>()
+            .expect("known")
+            .config(sim_core::Config::default()),
+    );
     explore_with(&mut sim, Dfs::bounded(BoundKind::Delays, bound, 200_000), || target.setup())
 }
 

@@ -320,7 +320,12 @@ fn reduction_refuses_a_delay_bound() {
 fn scenario_search(name: &str, variant: &str, bound: u32) -> (DfsReport, Simulation) {
     let mut target = scenarios::Target::new(name, Some(variant)).expect("registered");
     target.set_params(crate::dfs_delays::small(name)).expect("valid params");
-    let mut sim = Simulation::new(scenarios::config_for("dfs"));
+    let mut sim = Simulation::new(
+        "dfs:0"
+            .parse::<sim_core::strategy::StrategySpec>()
+            .expect("known")
+            .config(sim_core::Config::default()),
+    );
     let dfs = Dfs::with_limit(bound, 200_000).with_reduction();
     let report = explore_with(&mut sim, dfs, || target.setup());
     (report, sim)
@@ -369,8 +374,13 @@ fn reduced_dfs_within_one_preemption_finds_every_buggy_crash_and_it_replays() {
         let schedule = sim.schedule(name, &[]);
         let mut target = scenarios::Target::new(name, Some("buggy")).expect("registered");
         target.set_params(crate::dfs_delays::small(name)).expect("valid params");
-        let mut replay = Simulation::new(scenarios::config_for("dfs"))
-            .with_strategy(sim_core::Replay::new(&schedule));
+        let mut replay = Simulation::new(
+            "dfs:0"
+                .parse::<sim_core::strategy::StrategySpec>()
+                .expect("known")
+                .config(sim_core::Config::default()),
+        )
+        .with_strategy(sim_core::Replay::new(&schedule));
         let outcome = replay.run(schedule.seed, || target.setup());
         assert_eq!(outcome.failure().map(|f| &f.message), Some(&failure.message), "{name}");
         assert_eq!(replay.trace().hash(), sim.trace().hash(), "{name}");

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use scenarios::{Expect, Params, all, find, run};
-use sim_core::strategy::{Pct, Portfolio};
+use sim_core::strategy::{Pct, Portfolio, StrategySpec};
 use sim_core::{
     CONCURRENT_READ_WRITE, CONCURRENT_WRITES, Check, Config, Ended, ExploreSummary, Explorer,
     FailureKind, GoMap, Outcome, Random, RngCore, Simulation, Strategy, fork, spawn, yield_now,
@@ -64,7 +64,8 @@ fn assert_shards_merge_to_the_whole(
 #[test]
 fn two_shards_merged_find_exactly_what_the_whole_range_finds_on_a_go_map() {
     for strategy in ["random", "pct:2", "portfolio"] {
-        let explorer = Explorer::new().seeds(7..507).strategy(strategy).expect("known").jobs(2);
+        let explorer =
+            Explorer::new().seeds(7..507).strategy(strategy.parse().expect("known")).jobs(2);
         assert_shards_merge_to_the_whole(&explorer, &racy);
     }
 }
@@ -195,7 +196,7 @@ fn the_summary_always_says_how_much_was_searched_and_how_fast() {
             });
         })
     };
-    let explorer = Explorer::new().seeds(0..100).strategy("pct:2").expect("known");
+    let explorer = Explorer::new().seeds(0..100).strategy("pct:2".parse().expect("known"));
     let summary = explorer.clone().pct_max_steps(10_000).run(calm);
     let text = summary.to_string();
     for words in [
@@ -245,15 +246,37 @@ fn limits_are_reported_apart_from_failures_and_never_as_passes() {
 
 #[test]
 fn strategy_names_are_those_of_check() {
-    for name in ["random", "pct", "pct:1", "pct:4", "portfolio"] {
-        assert!(Explorer::new().strategy(name).is_ok(), "{name}");
+    // One grammar: every name parses, and its canonical form parses back to the same spec.
+    for name in [
+        "random",
+        "pct",
+        "pct:1",
+        "pct:4",
+        "portfolio",
+        "dfs",
+        "dfs:0",
+        "dfs-full:3",
+        "dfs-delays:1",
+    ] {
+        let spec: StrategySpec = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(spec.to_string().parse::<StrategySpec>(), Ok(spec), "{name}");
     }
-    let unknown = Explorer::new().strategy("dfs").expect_err("unknown");
-    assert_eq!(unknown, "unknown strategy \"dfs\" (known: random, pct, pct:D, portfolio)");
-    let depth = Explorer::new().strategy("pct:0").expect_err("depth 0");
-    assert!(depth.contains("not a number ≥ 1"), "{depth}");
-    let report =
-        Check::new("portfolio_check").with_env(&[]).strategy("portfolio").seeds(50).run(|| {
+    assert_eq!("pct".parse::<StrategySpec>().map(|s| s.to_string()), Ok("pct:3".to_string()));
+    assert_eq!("dfs".parse::<StrategySpec>().map(|s| s.to_string()), Ok("dfs:2".to_string()));
+    let unknown = "bogus".parse::<StrategySpec>().expect_err("unknown");
+    assert_eq!(
+        unknown.to_string(),
+        "unknown strategy \"bogus\" (known: random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B)"
+    );
+    let depth = "pct:0".parse::<StrategySpec>().expect_err("depth 0");
+    assert!(depth.to_string().contains("not a number ≥ 1"), "{depth}");
+    assert!("dfs:x".parse::<StrategySpec>().is_err());
+    assert!("random:2".parse::<StrategySpec>().is_err());
+    let report = Check::new("portfolio_check")
+        .with_env(&[])
+        .strategy(StrategySpec::Portfolio)
+        .seeds(50)
+        .run(|| {
             spawn("calm", async {});
         });
     assert_eq!(report.strategy, "portfolio");
@@ -351,10 +374,51 @@ fn the_portfolio_finds_a_deep_ordering_bug_the_random_walk_misses() {
         })
     };
     let explorer = Explorer::new().seeds(0..20_000);
-    let random = explorer.clone().strategy("random").expect("known").run(long_and_short);
+    let random = explorer.clone().strategy(StrategySpec::Random).run(long_and_short);
     assert!(random.failures.is_empty(), "{random}");
     let portfolio = explorer.run(long_and_short);
     let found = portfolio.failures.first().unwrap_or_else(|| panic!("{portfolio}"));
     assert!(found.strategy.starts_with("pct:"), "{portfolio}");
     println!("{portfolio}");
+}
+
+/// The explorer runs a systematic strategy as one search of seed 0: complete on a calm program
+/// (verdict completed), the crash on racing writers, and a schedule limit is not a pass.
+#[test]
+fn the_explorer_runs_bounded_exhaustive_search() {
+    use sim_core::{Ended, Verdict};
+    let racy = || {
+        let map = GoMap::new("processed");
+        for worker in 0..2 {
+            let map = map.clone();
+            spawn(format!("worker-{worker}"), async move {
+                map.insert(worker, "synced").await;
+            });
+        }
+    };
+    let calm = || {
+        spawn("calm", async {});
+    };
+    let dfs: StrategySpec = "dfs:2".parse().expect("known");
+    let summary = Explorer::new().strategy(dfs).run(|sim, seed| sim.run(seed, calm));
+    assert_eq!(summary.verdict(), Verdict::Completed, "{summary}");
+    assert_eq!(summary.ended, Ended::Complete);
+    assert!(summary.to_string().contains("explored"), "{summary}");
+    let summary =
+        Explorer::new().strategy(dfs).stop_at_first(true).run(|sim, seed| sim.run(seed, racy));
+    assert_eq!(summary.verdict(), Verdict::Failure, "{summary}");
+    assert_eq!(summary.failures[0].seed, 0);
+    let full: StrategySpec = "dfs-full:3".parse().expect("known");
+    let limited =
+        Explorer::new().strategy(full).max_schedules(1).run(|sim, seed| sim.run(seed, calm_pair));
+    assert_eq!(limited.verdict(), Verdict::Incomplete, "{limited}");
+    assert_eq!(limited.ended, Ended::ScheduleLimit);
+}
+
+fn calm_pair() {
+    for name in ["a", "b"] {
+        spawn(name, async {
+            sim_core::yield_now().await;
+        });
+    }
 }

@@ -2,6 +2,7 @@
 
 mod apiserver;
 mod check;
+mod codemap;
 mod determinism;
 mod dfs;
 mod dfs_delays;

@@ -10,7 +10,7 @@
 
 use scenarios::{Target, all};
 use sim_core::Simulation;
-use sim_core::strategy::by_name;
+use sim_core::strategy::StrategySpec;
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -22,22 +22,24 @@ fn scenario_replay() {
         every_variant_behaves_as_expected(8);
         return;
     };
-    let strategy = var("SIM_STRATEGY").unwrap_or_else(|| "portfolio".to_string());
+    let strategy: StrategySpec = var("SIM_STRATEGY").map_or(StrategySpec::Portfolio, |text| {
+        text.parse().unwrap_or_else(|error| panic!("kdst: SIM_STRATEGY: {error}"))
+    });
     let mut target = Target::new(&scenario, var("SIM_VARIANT").as_deref())
         .unwrap_or_else(|error| panic!("kdst: SIM_SCENARIO/SIM_VARIANT: {error}"));
     if let Some(params) = var("SIM_PARAMS") {
         let texts: Vec<&str> = params.split(',').collect();
         target.set_params(&texts).unwrap_or_else(|error| panic!("kdst: SIM_PARAMS: {error}"));
     }
-    let target = target.with_swarm(strategy == "portfolio");
+    let target = target.with_swarm(strategy.swarms());
     let seed_text = var("SIM_SEED").expect("kdst: set SIM_SEED to the seed to replay");
     let seed: u64 = seed_text
         .parse()
         .unwrap_or_else(|_| panic!("kdst: SIM_SEED={seed_text:?} is not a seed (0..2^64)"));
     let mut sim = Simulation::default();
-    sim.set_strategy(by_name(&strategy).unwrap_or_else(|m| panic!("kdst: SIM_STRATEGY: {m}")));
+    sim.set_strategy(strategy.build());
     let outcome = target.run(&mut sim, seed);
-    let report = target.report(&sim, &strategy, None);
+    let report = target.report(&sim, strategy, None);
     println!("{}\n{report}", sim.trace().render_head(200));
     assert!(
         target.outcome_expected(&outcome),
@@ -56,10 +58,10 @@ fn every_variant_behaves_as_expected(seeds: u64) {
                 .expect("registered")
                 .with_swarm(true);
             let mut sim = Simulation::default();
-            sim.set_strategy(by_name("portfolio").expect("known"));
+            sim.set_strategy(StrategySpec::Portfolio.build());
             for seed in 0..seeds {
                 let outcome = target.run(&mut sim, seed);
-                let report = target.report(&sim, "portfolio", None);
+                let report = target.report(&sim, StrategySpec::Portfolio, None);
                 assert!(target.outcome_expected(&outcome), "{report}");
                 assert!(report.contains(&format!(
                     "SIM_SCENARIO={} SIM_VARIANT={} SIM_SEED={seed} SIM_STRATEGY=portfolio",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use scenarios::{Expect, Params, Target, all, find, run};
-use sim_core::strategy::by_name;
+use sim_core::strategy::StrategySpec;
 use sim_core::{
     Config, FailureKind, GoMap, Outcome, Replay, Schedule, ShrinkError, Simulation, shrink, sleep,
     spawn, yield_now,
@@ -116,14 +116,14 @@ fn check_portfolio_failures(
 ) -> Vec<(u64, usize, usize, u64)> {
     let label = format!("{} {}", target.scenario().name(), target.variant().name);
     let mut sim = Simulation::default();
-    sim.set_strategy(by_name("portfolio").expect("known"));
+    sim.set_strategy(StrategySpec::Portfolio.build());
     let mut checked = Vec::new();
     for seed in 0..2_000 {
         if checked.len() == count {
             break;
         }
         let Outcome::Failed(failure) = target.run(&mut sim, seed) else { continue };
-        let schedule = target.schedule(&sim, "portfolio");
+        let schedule = target.schedule(&sim, StrategySpec::Portfolio);
         let budget = budget(&schedule);
         let shrunk = shrink(&Config::default(), &schedule, || target.setup(), budget)
             .unwrap_or_else(|error| panic!("{label} seed {seed}: {error}"));

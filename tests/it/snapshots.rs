@@ -45,7 +45,7 @@ fn every_scenario_variant_trace_head_matches_its_snapshot() {
 #[test]
 fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
     use scenarios::{Expect, Target};
-    use sim_core::strategy::by_name;
+    use sim_core::strategy::StrategySpec;
     use sim_core::{Config, Replay, shrink};
 
     let mut checked = 0;
@@ -58,12 +58,12 @@ fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
                 .expect("registered")
                 .with_swarm(true);
             let mut sim = Simulation::default();
-            sim.set_strategy(by_name("portfolio").expect("known"));
+            sim.set_strategy(StrategySpec::Portfolio.build());
             let seed =
                 (0..1_000).find(|&seed| target.run(&mut sim, seed).is_failure()).unwrap_or_else(
                     || panic!("{} {} fails within 1,000 seeds", scenario.name(), variant.name),
                 );
-            let schedule = target.schedule(&sim, "portfolio");
+            let schedule = target.schedule(&sim, StrategySpec::Portfolio);
             // Long runs (the livelock's 75,000 steps) get a small budget, as the CLI gives them.
             let budget = (5_000_000 / schedule.steps.len() as u64).clamp(20, 2_000);
             let shrunk = shrink(&Config::default(), &schedule, || target.setup(), budget)
@@ -72,7 +72,8 @@ fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
             replayed.set_strategy(Box::new(Replay::new(&shrunk.schedule)));
             let outcome = target.run(&mut replayed, seed);
             assert_eq!(outcome.failure().map(|f| f.kind), Some(shrunk.failure.kind));
-            let report = format!("{}{shrunk}\n", target.report(&replayed, "portfolio", None));
+            let report =
+                format!("{}{shrunk}\n", target.report(&replayed, StrategySpec::Portfolio, None));
             let name = format!("report__{}__{}", scenario.name(), variant.name);
             insta::with_settings!({ omit_expression => true }, {
                 insta::assert_snapshot!(name, report);

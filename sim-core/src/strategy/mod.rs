@@ -9,28 +9,18 @@ use crate::TaskId;
 use crate::footprint::Access;
 
 mod dfs;
-mod named;
 mod pct;
 mod portfolio;
 mod random;
 mod replay;
+mod spec;
 
 pub use dfs::{BoundKind, Dfs, DfsReport, explore, explore_with};
-pub(crate) use named::Spec;
 pub use pct::Pct;
 pub use portfolio::Portfolio;
 pub use random::Random;
 pub use replay::{Replay, ReplayMode};
-
-/// The strategy named `name` — `random`, `pct` (depth 3), `pct:D` or `portfolio` — as
-/// [`crate::Check`], [`crate::Explorer`] and the `kdst` CLI build it: PCT draws its `k` from each
-/// seed, so one run is a function of its seed alone.
-///
-/// # Errors
-/// An unknown name or a bad PCT depth, in one line.
-pub fn by_name(name: &str) -> Result<Box<dyn Strategy>, String> {
-    Ok(Spec::parse(name)?.build(None))
-}
+pub use spec::{KNOWN, StrategyError, StrategySpec};
 
 /// What a strategy sees when it picks the next task.
 #[derive(Clone, Copy, Debug)]

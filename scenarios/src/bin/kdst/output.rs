@@ -2,9 +2,14 @@
 //! `run`, `replay`, `explore`, `shrink` and `merge`, documented in the README.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use scenarios::{Params, Target};
 use serde::{Deserialize, Serialize};
-use sim_core::{ExploreSummary, Failure, Outcome, Shrunk};
+use sim_core::strategy::StrategySpec;
+use sim_core::{ExploreSummary, Failure, Outcome, Shrunk, Simulation, Verdict};
+
+use crate::args::Format;
 
 /// The schema version: bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -106,16 +111,95 @@ pub struct ReportDoc {
     pub report: String,
 }
 
-/// The verdict word of an outcome.
-pub fn verdict(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Completed => "completed",
-        Outcome::Failed(_) => "failure",
-        Outcome::LimitReached(_) => "limit",
-    }
-}
-
 /// Preemptions before and after, from a shrink.
 pub fn preemptions(shrunk: &Shrunk) -> (usize, usize) {
     (shrunk.preemptions_before, shrunk.preemptions_after)
+}
+
+/// Parameters as the JSON documents carry them.
+pub fn params_map(params: &Params) -> BTreeMap<String, u64> {
+    params.pairs().into_iter().map(|(name, value)| (name.to_string(), value)).collect()
+}
+
+/// A document of `command` on `target` with `strategy`, with nothing but its verdict.
+pub fn document(
+    command: &str,
+    target: &Target,
+    strategy: StrategySpec,
+    verdict: Verdict,
+) -> Document {
+    Document {
+        kdst: SCHEMA,
+        command: command.to_string(),
+        scenario: target.scenario().name().to_string(),
+        variant: target.variant().name.to_string(),
+        strategy: strategy.to_string(),
+        swarm: target.swarm(),
+        params: params_map(target.params()),
+        verdict: verdict.to_string(),
+        run: None,
+        search: None,
+        dfs: None,
+        reports: Vec::new(),
+    }
+}
+
+/// The run that just ended on `sim`.
+pub fn run_doc(target: &Target, sim: &Simulation) -> RunDoc {
+    let trace = sim.trace();
+    RunDoc {
+        seed: trace.seed(),
+        params: params_map(&target.params_for(trace.seed())),
+        steps: trace.len() as u64,
+        preemptions: trace.preemptions() as u64,
+        virtual_time_s: trace.end_time().elapsed_since_start().as_secs_f64(),
+        trace_hash: format!("{:016x}", trace.hash()),
+        failure: trace.outcome().and_then(Outcome::failure).cloned(),
+    }
+}
+
+/// The failing run that just ended on `sim`, with its text report.
+pub fn report_doc(
+    target: &Target,
+    sim: &Simulation,
+    strategy: StrategySpec,
+    file: Option<&Path>,
+    preemptions: Option<(usize, usize)>,
+    report: String,
+) -> ReportDoc {
+    let trace = sim.trace();
+    let seed = trace.seed();
+    let mut replay = Vec::new();
+    if let Some(file) = file {
+        replay.push(format!("kdst replay {}", file.display()));
+    }
+    if strategy.replays_from_seed() {
+        replay.push(target.replay_command(seed, strategy));
+        replay.push(target.cargo_test_command(seed, strategy));
+    }
+    ReportDoc {
+        seed,
+        ran_with: trace.strategy().to_string(),
+        params: params_map(&target.params_for(seed)),
+        failure: trace.outcome().and_then(Outcome::failure).cloned().expect("a failed run"),
+        schedule_file: file.map(|file| file.display().to_string()),
+        preemptions,
+        replay,
+        report,
+    }
+}
+
+/// Prints the document (JSON) or the text and the lines saying what was written (text).
+pub fn finish(format: Format, document: &Document, text: &str, written: &[String]) {
+    match format {
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(document).expect("documents serialise"));
+        }
+        Format::Text => {
+            print!("{text}");
+            for line in written {
+                println!("{line}");
+            }
+        }
+    }
 }

@@ -1,0 +1,106 @@
+//! `kdst merge`: the JSON results of explore shards as one summary.
+
+use std::fmt::Write as _;
+
+use sim_core::ExploreSummary;
+
+use crate::args::MergeArgs;
+use crate::output::{Document, ReportDoc, SCHEMA, finish};
+use crate::{Result, Usage};
+
+pub(crate) fn merge(args: &MergeArgs) -> Result<bool> {
+    let mut merged: Option<Document> = None;
+    for path in &args.files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Usage(format!("cannot read {}: {error}", path.display())))?;
+        let document: Document = serde_json::from_str(&text).map_err(|error| {
+            Usage(format!("{}: not a kdst explore result: {error}", path.display()))
+        })?;
+        if document.kdst != SCHEMA {
+            return Err(Usage(format!(
+                "{}: schema version {} (this kdst reads {SCHEMA})",
+                path.display(),
+                document.kdst
+            )));
+        }
+        if document.search.as_ref().is_some_and(|search| search.systematic.is_some()) {
+            return Err(Usage(format!(
+                "{}: a bounded exhaustive search ({}) is one search of seed 0: there is nothing to merge it with",
+                path.display(),
+                document.strategy
+            )));
+        }
+        if document.search.is_none() {
+            return Err(Usage(format!(
+                "{}: a `{}` result, not an explore result",
+                path.display(),
+                document.command
+            )));
+        }
+        merged = Some(match merged {
+            None => document,
+            Some(so_far) => {
+                let same = (
+                    &so_far.scenario,
+                    &so_far.variant,
+                    &so_far.strategy,
+                    so_far.swarm,
+                    &so_far.params,
+                ) == (
+                    &document.scenario,
+                    &document.variant,
+                    &document.strategy,
+                    document.swarm,
+                    &document.params,
+                );
+                if !same {
+                    return Err(Usage(format!(
+                        "{}: {} {} with strategy {} and params {:?} cannot merge with {} {} with strategy {} and params {:?}",
+                        path.display(),
+                        document.scenario,
+                        document.variant,
+                        document.strategy,
+                        document.params,
+                        so_far.scenario,
+                        so_far.variant,
+                        so_far.strategy,
+                        so_far.params
+                    )));
+                }
+                merge_two(so_far, document)
+            }
+        });
+    }
+    let mut document = merged.expect("clap requires a file");
+    document.command = "merge".to_string();
+    let summary = document.search.as_ref().expect("checked");
+    let verdict = summary.verdict();
+    document.verdict = verdict.to_string();
+    let mut text = format!(
+        "kdst merge: {} results of {} --variant {} (strategy {})\n{summary}",
+        args.files.len(),
+        document.scenario,
+        document.variant,
+        document.strategy
+    );
+    for report in &document.reports {
+        let _ = write!(text, "\n=== seed {} ===\n{}", report.seed, report.report);
+    }
+    let ok = verdict.passed();
+    finish(args.format, &document, &text, &[]);
+    Ok(ok)
+}
+
+/// Two explore results as one: the summaries merge (sim-core's rules: distinct failures by kind
+/// and place, the lowest seed kept), and each remaining failure keeps the report of its seed.
+fn merge_two(a: Document, b: Document) -> Document {
+    let summary: ExploreSummary =
+        a.search.clone().expect("checked").merge(b.search.clone().expect("checked"));
+    let mut reports: Vec<ReportDoc> = a.reports.into_iter().chain(b.reports).collect();
+    let kept: Vec<u64> =
+        summary.failures.iter().chain(&summary.limits).map(|found| found.seed).collect();
+    reports.retain(|report| kept.contains(&report.seed));
+    reports.sort_by_key(|report| report.seed);
+    reports.dedup_by_key(|report| report.seed);
+    Document { search: Some(summary), reports, ..a }
+}

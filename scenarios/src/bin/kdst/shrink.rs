@@ -1,0 +1,59 @@
+//! `kdst shrink`: a saved failing schedule, shrunk to the fewest preemptions.
+
+use std::fs::File;
+
+use scenarios::{Target, schedule_strategy};
+use sim_core::{Config, Replay, Simulation, Verdict, shrink as shrink_schedule};
+
+use crate::args::ShrinkArgs;
+use crate::output::{self, document, finish, report_doc, run_doc};
+use crate::sinks::{read_schedule, shrink_budget};
+use crate::{Result, Usage};
+
+pub(crate) fn shrink(args: &ShrinkArgs) -> Result<bool> {
+    let schedule = read_schedule(&args.file)?;
+    let target = Target::from_schedule(&schedule)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("schedule");
+        let stem = name.strip_suffix(".schedule").unwrap_or(name);
+        args.file.with_file_name(format!("{stem}.shrunk.schedule"))
+    });
+    File::create(&out)
+        .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
+    let budget = shrink_budget(args.budget, &schedule, 5_000, 20_000_000);
+    let strategy = schedule_strategy(&schedule)?;
+    let config = strategy.config(Config::default());
+    let shrunk = match shrink_schedule(&config, &schedule, || target.setup(), budget) {
+        Ok(shrunk) => shrunk,
+        Err(error) => {
+            let _ = std::fs::remove_file(&out);
+            return Err(Usage(format!("{}: {error}", args.file.display())));
+        }
+    };
+    std::fs::write(&out, shrunk.schedule.encode())
+        .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
+    let mut document = document("shrink", &target, strategy, Verdict::Failure);
+    let mut sim = Simulation::new(config);
+    sim.set_strategy(Box::new(Replay::new(&shrunk.schedule)));
+    target.run(&mut sim, shrunk.schedule.seed);
+    let report = target.report(&sim, strategy, Some(&out));
+    document.run = Some(run_doc(&target, &sim));
+    document.reports.push(report_doc(
+        &target,
+        &sim,
+        strategy,
+        Some(&out),
+        Some(output::preemptions(&shrunk)),
+        report,
+    ));
+    let text = format!(
+        "{shrunk}\n{}\nshrunk schedule written to {}\nreplay: kdst replay {}\n",
+        shrunk.failure,
+        out.display(),
+        out.display()
+    );
+    finish(args.format, &document, &text, &[]);
+    Ok(false)
+}
+
+// ---- merge ----

@@ -1,0 +1,240 @@
+//! [`StrategySpec`]: every strategy as users name it — `random`, `pct:D`, `portfolio`, `dfs:B`,
+//! `dfs-full:B`, `dfs-delays:B` — with the one grammar [`crate::Check`], [`crate::Explorer`],
+//! schedule files and the `kdst` CLI share, and what each strategy needs of a run.
+//!
+//! A new strategy is one file under `strategy/` and one arm here.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{BoundKind, Choice, Dfs, Divergence, Pct, Portfolio, Random, Strategy};
+use crate::Config;
+
+/// A strategy named by the user: what it is, not a running instance of it.
+///
+/// ```
+/// use sim_core::strategy::StrategySpec;
+///
+/// let spec: StrategySpec = "pct".parse().expect("known");
+/// assert_eq!(spec, StrategySpec::Pct { depth: 3 });
+/// assert_eq!(spec.to_string(), "pct:3");
+/// let dfs: StrategySpec = "dfs:1".parse().expect("known");
+/// assert!(dfs.is_systematic() && !dfs.replays_from_seed());
+/// assert!("bogus".parse::<StrategySpec>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StrategySpec {
+    /// The uniform random walk ([`Random`]).
+    Random,
+    /// PCT with this depth ([`Pct`]); its `k` is drawn per seed ([`Portfolio::max_steps_for`]).
+    Pct {
+        /// The number of priority change points plus one.
+        depth: u32,
+    },
+    /// The default: per seed, random or PCT of depth 2 or 3 ([`Portfolio`]), with the swarm.
+    #[default]
+    Portfolio,
+    /// Bounded exhaustive search ([`Dfs`]): every schedule within `bound` of `kind`.
+    Dfs {
+        /// What the bound counts.
+        kind: BoundKind,
+        /// The bound B.
+        bound: u32,
+        /// Partial-order reduction ([`Dfs::with_reduction`]); preemption bounds only.
+        reduction: bool,
+    },
+}
+
+/// A strategy name that is not one: the text given and why, in one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrategyError {
+    /// What was given.
+    pub input: String,
+    /// Why it is not a strategy.
+    pub reason: String,
+}
+
+impl fmt::Display for StrategyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for StrategyError {}
+
+/// The strategies as `kdst --help` and error messages list them.
+pub const KNOWN: &str = "random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B";
+
+impl FromStr for StrategySpec {
+    type Err = StrategyError;
+
+    /// `random`, `pct` (depth 3), `pct:D`, `portfolio`, `dfs` (`dfs:2`), `dfs:B` (preemptions,
+    /// with partial-order reduction), `dfs-full:B` (preemptions, every schedule) or
+    /// `dfs-delays:B`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = |reason: String| StrategyError { input: text.to_string(), reason };
+        let (name, argument) = match text.split_once(':') {
+            Some((name, argument)) => (name, Some(argument)),
+            None => (text, None),
+        };
+        let number = |what: &str, default: u32, min: u32| -> Result<u32, StrategyError> {
+            match argument {
+                None => Ok(default),
+                Some(value) => match value.parse::<u32>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(error(format!("the {what} {value:?} is not a number ≥ {min}"))),
+                },
+            }
+        };
+        let dfs = |kind, reduction| -> Result<StrategySpec, StrategyError> {
+            Ok(StrategySpec::Dfs { kind, bound: number("bound", 2, 0)?, reduction })
+        };
+        match name {
+            "random" if argument.is_none() => Ok(StrategySpec::Random),
+            "portfolio" if argument.is_none() => Ok(StrategySpec::Portfolio),
+            "pct" => Ok(StrategySpec::Pct { depth: number("PCT depth", 3, 1)? }),
+            "dfs" => dfs(BoundKind::Preemptions, true),
+            "dfs-full" => dfs(BoundKind::Preemptions, false),
+            "dfs-delays" => dfs(BoundKind::Delays, false),
+            _ => Err(error(format!("unknown strategy {text:?} (known: {KNOWN})"))),
+        }
+    }
+}
+
+impl fmt::Display for StrategySpec {
+    /// The canonical form, which parses back to the same spec: `pct` is written `pct:3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StrategySpec::Random => f.write_str("random"),
+            StrategySpec::Pct { depth } => write!(f, "pct:{depth}"),
+            StrategySpec::Portfolio => f.write_str("portfolio"),
+            StrategySpec::Dfs { kind: BoundKind::Preemptions, bound, reduction: true } => {
+                write!(f, "dfs:{bound}")
+            }
+            StrategySpec::Dfs { kind: BoundKind::Preemptions, bound, reduction: false } => {
+                write!(f, "dfs-full:{bound}")
+            }
+            StrategySpec::Dfs { kind: BoundKind::Delays, bound, .. } => {
+                write!(f, "dfs-delays:{bound}")
+            }
+        }
+    }
+}
+
+impl StrategySpec {
+    /// Whether this is a systematic search over the schedules of one seed (`dfs…`), rather than
+    /// a strategy that draws one schedule from each seed.
+    pub fn is_systematic(&self) -> bool {
+        matches!(self, StrategySpec::Dfs { .. })
+    }
+
+    /// Whether a run is named by its seed alone: true for the seed-driven strategies, whose
+    /// runs `SIM_SEED=N` or `kdst replay --seed N` reproduce. A systematic run is its schedule.
+    pub fn replays_from_seed(&self) -> bool {
+        !self.is_systematic()
+    }
+
+    /// Whether the strategy draws unset scenario parameters from each seed (swarm testing): the
+    /// portfolio does, unless the user turns the swarm off.
+    pub fn swarms(&self) -> bool {
+        matches!(self, StrategySpec::Portfolio)
+    }
+
+    /// The simulator configuration this strategy's runs need, from `base`: systematic searches
+    /// run with polls that cost no virtual time. Then the clock moves only when every task
+    /// waits, so steps that read it commute with the steps of other tasks, and partial-order
+    /// reduction can tell equivalent schedules apart. Replaying and shrinking a schedule uses
+    /// the configuration of the strategy that found it.
+    pub fn config(&self, base: Config) -> Config {
+        if self.is_systematic() {
+            base.with_poll_cost(Duration::ZERO, Duration::ZERO)
+        } else {
+            base
+        }
+    }
+
+    /// A fresh strategy object. PCT draws its `k` per seed, so one run is a function of its seed
+    /// alone; a systematic search has no schedule limit (see [`StrategySpec::dfs`]).
+    pub fn build(&self) -> Box<dyn Strategy> {
+        self.build_pinned(None)
+    }
+
+    /// [`StrategySpec::build`], with PCT's `k` pinned when `pct_max_steps` is given.
+    pub(crate) fn build_pinned(&self, pct_max_steps: Option<u64>) -> Box<dyn Strategy> {
+        match *self {
+            StrategySpec::Random => Box::new(Random::new()),
+            StrategySpec::Pct { depth } => Box::new(PctPerSeed::new(depth, pct_max_steps)),
+            StrategySpec::Portfolio => Box::new(Portfolio::new()),
+            StrategySpec::Dfs { .. } => Box::new(self.dfs(u64::MAX).expect("a dfs spec")),
+        }
+    }
+
+    /// The bounded search this spec names, stopping after `max_schedules` runs; `None` for the
+    /// seed-driven strategies.
+    pub fn dfs(&self, max_schedules: u64) -> Option<Dfs> {
+        let StrategySpec::Dfs { kind, bound, reduction } = *self else { return None };
+        let dfs = Dfs::bounded(kind, bound, max_schedules);
+        Some(if reduction { dfs.with_reduction() } else { dfs })
+    }
+
+    /// What bounds the strategy's schedules, in words, for summaries.
+    pub(crate) fn bound_text(&self, pct_max_steps: Option<u64>) -> String {
+        let drawn = || {
+            format!(
+                "drawn per seed from {}..={}",
+                Portfolio::MAX_STEPS_MIN,
+                Portfolio::MAX_STEPS_MAX
+            )
+        };
+        match *self {
+            StrategySpec::Random => "none (uniform random walk)".to_string(),
+            StrategySpec::Pct { depth } => match pct_max_steps {
+                Some(k) => format!("PCT depth {depth}, k {k} (pinned)"),
+                None => format!("PCT depth {depth}, k {}", drawn()),
+            },
+            StrategySpec::Portfolio => format!("PCT k {}", drawn()),
+            StrategySpec::Dfs { kind, bound, reduction } => {
+                let reduced = if reduction { ", up to the order of independent steps" } else { "" };
+                format!("every schedule within {bound} {}{reduced}", kind.unit())
+            }
+        }
+    }
+}
+
+/// PCT whose `k` is pinned or drawn from the seed ([`Portfolio::max_steps_for`]), so that a
+/// run never depends on the runs before it: `SIM_SEED=N` replays seed N as it ran among others.
+struct PctPerSeed {
+    depth: usize,
+    pinned: Option<u64>,
+    pct: Pct,
+}
+
+impl PctPerSeed {
+    fn new(depth: u32, pinned: Option<u64>) -> Self {
+        let depth = depth as usize;
+        PctPerSeed { depth, pinned, pct: Pct::with_max_steps(depth, Portfolio::MAX_STEPS_MIN) }
+    }
+}
+
+impl Strategy for PctPerSeed {
+    fn name(&self) -> &'static str {
+        self.pct.name()
+    }
+    fn begin(&mut self, seed: u64) {
+        let max_steps = self.pinned.unwrap_or_else(|| Portfolio::max_steps_for(seed));
+        if self.pct.max_steps() != max_steps {
+            self.pct = Pct::with_max_steps(self.depth, max_steps);
+        }
+        self.pct.begin(seed);
+    }
+    fn next_task(&mut self, choice: &Choice<'_>) -> Result<usize, Divergence> {
+        self.pct.next_task(choice)
+    }
+    fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
+        self.pct.next_draw(step, bound)
+    }
+    fn end(&mut self, steps: u64) -> Result<(), Divergence> {
+        self.pct.end(steps)
+    }
+}
