@@ -6,7 +6,7 @@
 //! with seeded latency and faults ([`Client`]), client-go work queues ([`workqueue`]), informers
 //! with caches that lag ([`Informer`]), the controller runtime ([`Controller`]), the garbage
 //! collector ([`GarbageCollector`]) and the namespace controller ([`NamespaceController`]).
-//! The rules are those of `../shared/spec/kubernetes.md`, checked against upstream; each module
+//! The rules are those of `docs/08-fidelity.md` (§1–§6), checked against upstream; each module
 //! names the upstream code it follows.
 //!
 //! ```

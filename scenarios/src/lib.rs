@@ -1,6 +1,6 @@
 //! # scenarios: real Kubernetes controller bugs, buggy and fixed
 //!
-//! Faithful models of the controller bugs in `../shared/spec/bugs.md`, running on
+//! Faithful models of the controller bugs of `docs/08-fidelity.md` (bugs A–E), running on
 //! [`apiserver_fake`] and [`sim_core`]. Each [`Scenario`] has variants (the buggy upstream
 //! version and its real fix), parameters with defaults and ranges, a setup that spawns its
 //! tasks and registers the oracles that name the bug in the upstream's own words, and the

@@ -1,5 +1,5 @@
 //! Tests: apiserver. The fake API server against the Kubernetes rules of
-//! `../shared/spec/kubernetes.md`: object metadata (§1), DELETE propagation (§2), namespaces (§4),
+//! `docs/08-fidelity.md`: object metadata (§1), DELETE propagation (§2), namespaces (§4),
 //! watches (§5) and the API-server table tests of §6, plus manifests, label selectors, limits and
 //! determinism. Every test runs over 200 seeds; where order matters, several tasks issue verbs
 //! with yields between them so that schedules vary.

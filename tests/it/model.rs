@@ -1,6 +1,6 @@
 //! Tests: model. A model-based test of the fake API server: random operations from concurrent
 //! clients (with and without injected faults), with the rules of
-//! `../shared/spec/kubernetes.md` §1 (metadata), §2 (DELETE propagation) and §5 (watches) checked
+//! `docs/08-fidelity.md` §1 (metadata), §2 (DELETE propagation) and §5 (watches) checked
 //! after every step against the server's change log and what every watcher and every call saw.
 //! Then controller-runtime's stale-cache rule (Get after Update can return the old world), and
 //! informer basics: convergence, cache-before-handlers, rewatch after a dropped watch and relist
