@@ -86,6 +86,7 @@ mod shrink;
 pub mod strategy;
 pub mod sync;
 mod syncmap;
+mod systematic;
 mod task;
 mod time;
 mod trace;

@@ -15,7 +15,8 @@ mod random;
 mod replay;
 mod spec;
 
-pub use dfs::{BoundKind, Dfs, DfsReport, explore, explore_with};
+pub use crate::systematic::{explore, explore_with};
+pub use dfs::{BoundKind, Dfs, DfsReport};
 pub use pct::Pct;
 pub use portfolio::Portfolio;
 pub use random::Random;
