@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{Frame, Point, Search};
 use crate::TaskId;
-use crate::footprint::{self, Access, Resource};
+use crate::footprint::{Access, Resource};
 
 /// One step of the current run that a task choice point picked, for the race analysis.
 #[derive(Debug)]
@@ -79,150 +79,237 @@ impl Search {
     /// run ended never ran their next step, whose footprint is unknown, so it is taken to race
     /// with every step since the task last ran.
     pub(super) fn analyse_races(&mut self) {
-        // Every step's task is runnable at its choice point, so the choice points name them all.
-        let tasks = self.path.iter().fold(0, |most, frame| match &frame.point {
-            Point::Task { runnable, .. } => {
-                runnable.iter().map(|task| task.0 as usize + 1).max().unwrap_or(0).max(most)
-            }
-            Point::Draw { .. } => most,
-        });
-        // Happens-before as vector clocks: clock[t] = 1 + the index of task t's latest step
-        // that happens before.
-        let mut clocks: Vec<Vec<u32>> = Vec::with_capacity(self.steps.len());
-        let mut task_clock: Vec<Vec<u32>> = vec![vec![0; tasks]; tasks];
-        let mut barrier = vec![0u32; tasks];
-        let mut last_write: BTreeMap<footprint::Resource, usize> = BTreeMap::new();
-        let mut reads: BTreeMap<footprint::Resource, Vec<usize>> = BTreeMap::new();
-        let mut wants: Vec<(usize, TaskId)> = Vec::new();
-        // The index of each task's latest step so far.
-        let mut last_of: Vec<Option<usize>> = vec![None; tasks];
-        let mut races: Vec<usize> = Vec::new();
-        let mut deps: Vec<usize> = Vec::new();
-        // The step that spawned each task: a task id first runnable after step k was spawned by
-        // it. The spawn happens before every step of the child (they are never both enabled),
-        // which is what keeps a spawn from looking like a race with its child's steps and
-        // hiding the child's real races behind it.
-        let mut born: Vec<Option<usize>> = vec![None; tasks];
-        let mut seen = vec![false; tasks];
-        for (k, step) in self.steps.iter().enumerate() {
-            if let Point::Task { runnable, .. } = &self.path[step.frame].point {
-                for task in runnable {
-                    let t = task.0 as usize;
-                    if !seen[t] {
-                        seen[t] = true;
-                        born[t] = k.checked_sub(1);
-                    }
-                }
-            }
+        let mut analysis = Analysis::new(&self.steps, &self.path);
+        for k in 0..self.steps.len() {
+            analysis.step(k);
         }
-        for (k, step) in self.steps.iter().enumerate() {
-            let q = step.task.0 as usize;
-            if last_of[q].is_none()
-                && let Some(parent) = born[q]
-            {
-                join(&mut task_clock[q], &clocks[parent]);
-            }
-            if step.barrier {
-                for clock in &task_clock {
-                    join(&mut barrier, clock);
-                }
-            }
-            let mut clock = task_clock[q].clone();
-            join(&mut clock, &barrier);
-            let before = clock.clone();
-            races.clear();
-            deps.clear();
-            // Step `i` touched the resource of `access` before (writing it if `wrote`).
-            let mut depends = |i: usize, wrote: bool, access: &Access| {
-                let earlier = &self.steps[i];
-                let t = earlier.task.0 as usize;
-                if t == q {
-                    join(&mut clock, &clocks[i]);
-                    return;
-                }
-                let (race, order) = match relation(earlier, wrote, access, step.task) {
-                    Relation::Independent => return,
-                    Relation::Dependent => (true, true),
-                    Relation::Enables => (false, true),
-                    Relation::Races => (true, false),
-                };
-                if before[t] <= i as u32 {
-                    if race {
-                        races.push(i);
-                    }
-                    if order {
-                        deps.push(i);
-                    }
-                }
-                if order {
-                    join(&mut clock, &clocks[i]);
-                }
-            };
-            for access in &step.accesses {
-                if let Some(&i) = last_write.get(&access.resource) {
-                    depends(i, true, access);
-                }
-                if access.write
-                    && let Some(list) = reads.get(&access.resource)
-                {
-                    for &i in list {
-                        depends(i, false, access);
-                    }
-                }
-            }
-            // Every race, not only the latest: under a preemption bound the latest race may be
-            // one whose reversal costs too much (or one with a step that could not have run
-            // earlier), and it would hide an earlier one that can be reversed. But not a race
-            // with a step ordered before another dependency of this one: reversing that other
-            // race comes first, and this one shows again in the run that does it.
-            races.sort_unstable();
-            races.dedup();
-            races.retain(|&i| {
-                let t = self.steps[i].task.0 as usize;
-                !deps.iter().any(|&j| j != i && clocks[j][t] > i as u32)
-            });
-            for &i in &races {
-                wants.extend(self.backtrack_points(i, step.task));
-            }
-            last_of[q] = Some(k);
-            clock[q] = k as u32 + 1;
-            for access in &step.accesses {
-                if access.write {
-                    last_write.insert(access.resource, k);
-                    reads.remove(&access.resource);
-                } else {
-                    reads.entry(access.resource).or_default().push(k);
-                }
-            }
-            task_clock[q].clone_from(&clock);
-            clocks.push(clock);
+        if !self.blocked {
+            analysis.unfinished();
         }
-        // Tasks still runnable when the run ended never ran their next step, so its footprint
-        // is unknown: it may race with every step since the task last ran.
-        if !self.blocked
-            && let Some(last) = self.steps.last()
-            && let Point::Task { runnable, .. } = &self.path[last.frame].point
-        {
-            for &pending in runnable.iter().filter(|&&task| task != last.task) {
-                let window = last_of[pending.0 as usize].map_or(0, |last| last + 1);
-                for i in window..self.steps.len() {
-                    if self.steps[i].task != pending {
-                        wants.extend(self.backtrack_points(i, pending));
-                    }
-                }
-            }
-        }
+        let wants = analysis.wants;
         for (frame, task) in wants {
             self.path[frame].want(task);
         }
     }
+}
 
-    /// Where `task` must be tried so that it may run before step `i`: at step `i`'s choice
-    /// point, and at the last point before it where a switch was free (Coons et al.).
-    fn backtrack_points(&self, i: usize, task: TaskId) -> [(usize, TaskId); 2] {
-        let free = switch_before(&self.steps, &self.path, i);
-        [(self.steps[i].frame, task), (self.steps[free].frame, task)]
+/// The race analysis of one run, step by step: happens-before as vector clocks, where
+/// `clock[t]` is 1 + the index of task t's latest step that happens before.
+struct Analysis<'a> {
+    steps: &'a [StepInfo],
+    path: &'a [Frame],
+    /// Per step analysed so far, its clock.
+    clocks: Vec<Vec<u32>>,
+    /// Per task, the clock of its latest step.
+    task_clock: Vec<Vec<u32>>,
+    /// What every step after the latest barrier (time moved) happens after.
+    barrier: Vec<u32>,
+    last_write: BTreeMap<Resource, usize>,
+    /// The reads of each resource since its last write.
+    reads: BTreeMap<Resource, Vec<usize>>,
+    /// The index of each task's latest step so far.
+    last_of: Vec<Option<usize>>,
+    /// The step that spawned each task ([`spawners`]).
+    born: Vec<Option<usize>>,
+    /// The step being analysed: the earlier steps it races with, and those it is ordered after
+    /// through what it touches (among those not ordered before it already).
+    races: Vec<usize>,
+    deps: Vec<usize>,
+    /// Where the races ask for a task to be tried: (path index, task).
+    wants: Vec<(usize, TaskId)>,
+}
+
+impl<'a> Analysis<'a> {
+    fn new(steps: &'a [StepInfo], path: &'a [Frame]) -> Self {
+        let tasks = task_count(path);
+        Analysis {
+            steps,
+            path,
+            clocks: Vec::with_capacity(steps.len()),
+            task_clock: vec![vec![0; tasks]; tasks],
+            barrier: vec![0u32; tasks],
+            last_write: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            last_of: vec![None; tasks],
+            born: spawners(steps, path, tasks),
+            races: Vec::new(),
+            deps: Vec::new(),
+            wants: Vec::new(),
+        }
     }
+
+    /// Step `k`: its clock, its races (each asking for its task to be tried before the earlier
+    /// step), and what it leaves for the steps after it.
+    fn step(&mut self, k: usize) {
+        let (steps, path) = (self.steps, self.path);
+        let step = &steps[k];
+        let mut clock = self.clock_before(step);
+        self.dependencies(step, &mut clock);
+        self.keep_first_races();
+        for &i in &self.races {
+            self.wants.extend(backtrack_points(steps, path, i, step.task));
+        }
+        self.record(k, step, clock);
+    }
+
+    /// What happens before `step` whatever it touches: its task's earlier steps, the spawn of
+    /// its task (before the task's first step), and every step before the latest barrier.
+    fn clock_before(&mut self, step: &StepInfo) -> Vec<u32> {
+        let q = step.task.0 as usize;
+        if self.last_of[q].is_none()
+            && let Some(parent) = self.born[q]
+        {
+            join(&mut self.task_clock[q], &self.clocks[parent]);
+        }
+        if step.barrier {
+            for clock in &self.task_clock {
+                join(&mut self.barrier, clock);
+            }
+        }
+        let mut clock = self.task_clock[q].clone();
+        join(&mut clock, &self.barrier);
+        clock
+    }
+
+    /// The earlier steps that touched what `step` touches ([`relation`]): those that `clock`
+    /// does not order before it yet go to `races` and `deps`, and `clock` joins the clock of
+    /// every one it depends on.
+    fn dependencies(&mut self, step: &StepInfo, clock: &mut [u32]) {
+        let q = step.task.0 as usize;
+        let before = clock.to_vec();
+        self.races.clear();
+        self.deps.clear();
+        // Step `i` touched the resource of `access` before (writing it if `wrote`).
+        let mut depends = |i: usize, wrote: bool, access: &Access| {
+            let earlier = &self.steps[i];
+            let t = earlier.task.0 as usize;
+            if t == q {
+                join(clock, &self.clocks[i]);
+                return;
+            }
+            let (race, order) = match relation(earlier, wrote, access, step.task) {
+                Relation::Independent => return,
+                Relation::Dependent => (true, true),
+                Relation::Enables => (false, true),
+                Relation::Races => (true, false),
+            };
+            if before[t] <= i as u32 {
+                if race {
+                    self.races.push(i);
+                }
+                if order {
+                    self.deps.push(i);
+                }
+            }
+            if order {
+                join(clock, &self.clocks[i]);
+            }
+        };
+        for access in &step.accesses {
+            if let Some(&i) = self.last_write.get(&access.resource) {
+                depends(i, true, access);
+            }
+            if access.write
+                && let Some(list) = self.reads.get(&access.resource)
+            {
+                for &i in list {
+                    depends(i, false, access);
+                }
+            }
+        }
+    }
+
+    /// Every race, not only the latest: under a preemption bound the latest race may be one
+    /// whose reversal costs too much (or one with a step that could not have run earlier), and
+    /// it would hide an earlier one that can be reversed. But not a race with a step ordered
+    /// before another dependency of this one: reversing that other race comes first, and this
+    /// one shows again in the run that does it.
+    fn keep_first_races(&mut self) {
+        self.races.sort_unstable();
+        self.races.dedup();
+        let (steps, clocks, deps) = (self.steps, &self.clocks, &self.deps);
+        self.races.retain(|&i| {
+            let t = steps[i].task.0 as usize;
+            !deps.iter().any(|&j| j != i && clocks[j][t] > i as u32)
+        });
+    }
+
+    /// Makes step `k`, with its final `clock`, the latest of its task and of what it touched.
+    fn record(&mut self, k: usize, step: &StepInfo, mut clock: Vec<u32>) {
+        let q = step.task.0 as usize;
+        self.last_of[q] = Some(k);
+        clock[q] = k as u32 + 1;
+        for access in &step.accesses {
+            if access.write {
+                self.last_write.insert(access.resource, k);
+                self.reads.remove(&access.resource);
+            } else {
+                self.reads.entry(access.resource).or_default().push(k);
+            }
+        }
+        self.task_clock[q].clone_from(&clock);
+        self.clocks.push(clock);
+    }
+
+    /// Tasks still runnable when the run ended never ran their next step, so its footprint is
+    /// unknown: it may race with every step since the task last ran.
+    fn unfinished(&mut self) {
+        let (steps, path) = (self.steps, self.path);
+        let Some(last) = steps.last() else { return };
+        let Point::Task { runnable, .. } = &path[last.frame].point else { return };
+        for &pending in runnable.iter().filter(|&&task| task != last.task) {
+            let window = self.last_of[pending.0 as usize].map_or(0, |last| last + 1);
+            for i in window..steps.len() {
+                if steps[i].task != pending {
+                    self.wants.extend(backtrack_points(steps, path, i, pending));
+                }
+            }
+        }
+    }
+}
+
+/// The number of task ids of a run: every step's task is runnable at its choice point, so the
+/// choice points name them all.
+fn task_count(path: &[Frame]) -> usize {
+    path.iter().fold(0, |most, frame| match &frame.point {
+        Point::Task { runnable, .. } => {
+            runnable.iter().map(|task| task.0 as usize + 1).max().unwrap_or(0).max(most)
+        }
+        Point::Draw { .. } => most,
+    })
+}
+
+/// The step that spawned each task: a task id first runnable after step k was spawned by it.
+/// The spawn happens before every step of the child (they are never both enabled), which is
+/// what keeps a spawn from looking like a race with its child's steps and hiding the child's
+/// real races behind it.
+fn spawners(steps: &[StepInfo], path: &[Frame], tasks: usize) -> Vec<Option<usize>> {
+    let mut born: Vec<Option<usize>> = vec![None; tasks];
+    let mut seen = vec![false; tasks];
+    for (k, step) in steps.iter().enumerate() {
+        if let Point::Task { runnable, .. } = &path[step.frame].point {
+            for task in runnable {
+                let t = task.0 as usize;
+                if !seen[t] {
+                    seen[t] = true;
+                    born[t] = k.checked_sub(1);
+                }
+            }
+        }
+    }
+    born
+}
+
+/// Where `task` must be tried so that it may run before step `i`: at step `i`'s choice point,
+/// and at the last point before it where a switch was free (Coons et al.).
+fn backtrack_points(
+    steps: &[StepInfo],
+    path: &[Frame],
+    i: usize,
+    task: TaskId,
+) -> [(usize, TaskId); 2] {
+    let free = switch_before(steps, path, i);
+    [(steps[i].frame, task), (steps[free].frame, task)]
 }
 
 /// `into = max(into, other)`, entry by entry.
