@@ -129,6 +129,16 @@ fn malformed_manifest_names_the_document() {
     });
 }
 
+/// Manifests: JSON of the wrong shape is an error that prints as the JSON decoder's message.
+#[test]
+fn object_from_json_of_the_wrong_shape_is_an_error() {
+    let value = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": "x"}});
+    let error = Object::from_json(value.clone()).expect_err("finalizers must be a list");
+    let decoder = serde_json::from_value::<Object>(value).expect_err("the same error");
+    assert_eq!(error.message, decoder.to_string());
+    assert_eq!(error.to_string(), decoder.to_string());
+}
+
 /// Manifests: `load_manifests` creates namespaces first and keeps the manifests' uids.
 #[test]
 fn load_manifests_creates_namespaces_first_and_keeps_uids() {

@@ -64,8 +64,18 @@ fn invalid_label_selectors_are_errors() {
             "tier notin front",
         ] {
             let error = Selector::parse(text).expect_err(text);
-            assert!(error.starts_with("invalid label selector"), "{text}: {error}");
+            assert!(error.to_string().starts_with("invalid label selector"), "{text}: {error}");
+            assert_eq!(error.selector, text);
+            let expected = format!("invalid label selector {text:?}: {}", error.reason);
+            assert_eq!(error.to_string(), expected);
         }
+        let error = Selector::parse("app in (web").expect_err("unbalanced");
+        assert_eq!(
+            error.to_string(),
+            r#"invalid label selector "app in (web": unbalanced parentheses"#
+        );
+        let error = Selector::parse("=web").expect_err("no key");
+        assert_eq!(error.reason, r#"invalid key "" in "=web""#);
     });
 }
 
