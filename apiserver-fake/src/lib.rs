@@ -77,10 +77,10 @@ pub use informer::{Cache, Informer, InformerConfig, Notification};
 pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
 pub use namespace::{NamespaceConfig, NamespaceController};
 pub use object::{
-    FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectMeta, OwnerReference,
-    Time, merge_patch, parse_manifests,
+    FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectJsonError, ObjectMeta,
+    OwnerReference, Time, merge_patch, parse_manifests,
 };
-pub use selector::Selector;
+pub use selector::{Selector, SelectorError};
 pub use server::{
     ApiServer, Change, DeleteOptions, Deleted, EventType, FINALIZER_KUBERNETES, ObjectList,
     PROTECTED_NAMESPACES, Propagation, ServerConfig, Watch, WatchEvent, WatchStart,

@@ -372,10 +372,26 @@ impl Object {
     }
 
     /// Reads an object from JSON with Kubernetes field names.
-    pub fn from_json(value: Value) -> Result<Self, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+    pub fn from_json(value: Value) -> Result<Self, ObjectJsonError> {
+        serde_json::from_value(value).map_err(|e| ObjectJsonError { message: e.to_string() })
     }
 }
+
+/// JSON that is not an object of Kubernetes' shape (a field of the wrong type, say); it prints
+/// as the JSON decoder's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectJsonError {
+    /// The decoder's message, e.g. `invalid type: string "x", expected a sequence`.
+    pub message: String,
+}
+
+impl fmt::Display for ObjectJsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ObjectJsonError {}
 
 /// A manifest that could not be read: which document, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,7 +434,7 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
             if !item.is_object() {
                 return Err(fail(format!("expected an object, found {item}")));
             }
-            let object = Object::from_json(item).map_err(fail)?;
+            let object = Object::from_json(item).map_err(|e| fail(e.to_string()))?;
             if object.api_version.is_empty() {
                 return Err(fail("apiVersion is missing".into()));
             }

@@ -13,6 +13,30 @@ enum Requirement {
     DoesNotExist(String),
 }
 
+/// A label selector that could not be parsed: the selector as given and what is wrong with it.
+/// It prints as `invalid label selector "<selector>": <reason>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectorError {
+    /// The selector's text as given.
+    pub selector: String,
+    /// What is wrong, naming the offending part (e.g. `invalid key "" in "=web"`).
+    pub reason: String,
+}
+
+impl SelectorError {
+    fn new(selector: &str, reason: impl Into<String>) -> Self {
+        SelectorError { selector: selector.to_string(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for SelectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid label selector {:?}: {}", self.selector, self.reason)
+    }
+}
+
+impl std::error::Error for SelectorError {}
+
 /// A parsed label selector; the empty selector matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selector {
@@ -27,7 +51,7 @@ impl Selector {
     }
 
     /// Parses the string form; an error names the offending part.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top_level(text)? {
             let part = part.trim();
@@ -35,12 +59,12 @@ impl Selector {
                 if text.trim().is_empty() {
                     continue;
                 }
-                return Err(format!("invalid label selector {text:?}: empty requirement"));
+                return Err(SelectorError::new(text, "empty requirement"));
             }
-            requirements
-                .push(parse_requirement(part).map_err(|why| {
-                    format!("invalid label selector {text:?}: {why} in {part:?}")
-                })?);
+            requirements.push(
+                parse_requirement(part)
+                    .map_err(|why| SelectorError::new(text, format!("{why} in {part:?}")))?,
+            );
         }
         Ok(Selector { requirements, text: text.trim().to_string() })
     }
@@ -68,7 +92,7 @@ impl fmt::Display for Selector {
 }
 
 /// Splits on commas that are not inside parentheses.
-fn split_top_level(text: &str) -> Result<Vec<&str>, String> {
+fn split_top_level(text: &str) -> Result<Vec<&str>, SelectorError> {
     let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
     for (index, c) in text.char_indices() {
         match c {
@@ -81,11 +105,11 @@ fn split_top_level(text: &str) -> Result<Vec<&str>, String> {
             _ => {}
         }
         if !(0..=1).contains(&depth) {
-            return Err(format!("invalid label selector {text:?}: unbalanced parentheses"));
+            return Err(SelectorError::new(text, "unbalanced parentheses"));
         }
     }
     if depth != 0 {
-        return Err(format!("invalid label selector {text:?}: unbalanced parentheses"));
+        return Err(SelectorError::new(text, "unbalanced parentheses"));
     }
     parts.push(&text[start..]);
     Ok(parts)

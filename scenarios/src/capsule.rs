@@ -86,7 +86,7 @@ impl NamespacedItem {
             api_version: text("apiVersion"),
             kind: text("kind"),
             namespace: text("namespace"),
-            selector: Selector::parse(&selector.join(","))?,
+            selector: Selector::parse(&selector.join(",")).map_err(|e| e.to_string())?,
         })
     }
 }
@@ -112,7 +112,8 @@ impl Processor {
         let _frame = enter("resources.(*Processor).HandleSection");
         let tenant_name = tenant.metadata.name.clone();
         // The Tenant's Namespaces (no namespaceSelector in the model); a cached List.
-        let selector = Selector::parse(&format!("{TENANT_LABEL}={tenant_name}"))?;
+        let selector =
+            Selector::parse(&format!("{TENANT_LABEL}={tenant_name}")).map_err(|e| e.to_string())?;
         let namespaces = self.namespaces.list_selector(None, &selector);
         let labels: BTreeMap<String, String> = [
             (RESOURCES_LABEL.to_string(), index.to_string()),
@@ -326,7 +327,9 @@ impl Global {
             .iter()
             .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
             .collect();
-        let tenants = self.tenants.list_selector(None, &Selector::parse(&selector.join(","))?);
+        let tenants = self
+            .tenants
+            .list_selector(None, &Selector::parse(&selector.join(",")).map_err(|e| e.to_string())?);
         let mut selected = BTreeSet::new();
         let mut processed = BTreeSet::new();
         let mut errors = Vec::new();
