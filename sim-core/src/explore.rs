@@ -376,6 +376,11 @@ impl Explorer {
         }
     }
 
+    /// The wall-clock instant the time budget of a search started at `started` ends, if any.
+    fn deadline(&self, started: Instant) -> Option<Instant> {
+        self.time_budget.and_then(|budget| started.checked_add(budget))
+    }
+
     /// A systematic search: every schedule of seed 0 within the strategy's bound, on this
     /// thread, until it completes, fails (with stop-at-first), reaches the schedule limit or
     /// spends the time budget.
@@ -387,9 +392,7 @@ impl Explorer {
         let mut sim = Simulation::new(self.strategy.config(self.config.clone()));
         sim.set_strategy(Box::new(dfs.clone()));
         let shared = Shared::new(self.stop_at_first, started);
-        let deadline = self.time_budget.and_then(|budget| started.checked_add(budget));
-        #[allow(clippy::disallowed_methods)] // the budget is wall time, outside any simulation
-        let expired = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let deadline = self.deadline(started);
         let name = self.strategy.to_string();
         let mut tally = Tally::new();
         let mut ended = Ended::Complete;
@@ -398,7 +401,7 @@ impl Explorer {
                 ended = Ended::ScheduleLimit;
                 break;
             }
-            if expired() {
+            if past(deadline) {
                 ended = Ended::TimeBudget;
                 break;
             }
@@ -504,7 +507,7 @@ impl Plan {
         let first = seeds.start.saturating_add(offset);
         let total = if first >= seeds.end { 0 } else { (seeds.end - 1 - first) / stride + 1 };
         let strategy_name = explorer.strategy.to_string();
-        let deadline = explorer.time_budget.and_then(|budget| started.checked_add(budget));
+        let deadline = explorer.deadline(started);
         Plan { seeds, first, stride, total, deadline, strategy_name }
     }
 
@@ -522,9 +525,8 @@ impl Plan {
         if position >= self.total { self.seeds.end } else { self.seed_at(position) }
     }
 
-    #[allow(clippy::disallowed_methods)] // the budget is wall time, outside any simulation
     fn expired(&self) -> bool {
-        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+        past(self.deadline)
     }
 
     fn member_name<'a>(&'a self, member: &Member) -> &'a str {
@@ -666,10 +668,14 @@ struct Tally {
     limits: BTreeMap<Place, FoundFailure>,
 }
 
-/// Where a failure happened, for deduplication: its kind, the name of the task that failed (a
-/// deadlock or a limit has none) and its one-line message. Two runs that fail the same way in
-/// the same task are one distinct failure, whatever their schedules.
+/// Where a failure happened, for deduplication ([`Failure::place`]).
 type Place = (FailureKind, Option<String>, String);
+
+/// Whether the wall-clock `deadline` (a time budget's end) has passed; never without one.
+#[allow(clippy::disallowed_methods)] // the budget is wall time, outside any simulation
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() >= deadline)
+}
 
 impl Tally {
     fn new() -> Tally {
@@ -748,8 +754,7 @@ pub struct FoundFailure {
 
 impl FoundFailure {
     fn place(&self) -> Place {
-        let failure = &self.failure;
-        (failure.kind, failure.task_name.clone(), failure.message.clone())
+        self.failure.place()
     }
 }
 

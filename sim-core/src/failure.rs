@@ -95,6 +95,15 @@ pub struct Failure {
     pub time: SimTime,
 }
 
+impl Failure {
+    /// Where it happened, for deduplication: its kind, the name of the task that failed (a
+    /// deadlock or a limit has none) and its one-line message. Two runs that fail the same way
+    /// in the same task are one distinct failure, whatever their schedules.
+    pub fn place(&self) -> (FailureKind, Option<String>, String) {
+        (self.kind, self.task_name.clone(), self.message.clone())
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = if self.kind.is_limit() { "limit reached" } else { "failure" };

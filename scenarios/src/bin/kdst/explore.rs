@@ -53,9 +53,8 @@ pub(crate) fn explore(args: &ExploreArgs) -> Result<bool> {
     let summary = explorer.run(|sim, seed| {
         let outcome = target.run(sim, seed);
         if let (true, Some(failure)) = (strategy.is_systematic(), outcome.failure()) {
-            let place = (failure.kind, failure.task_name.clone(), failure.message.clone());
             let mut kept = kept.lock().expect("kdst internal: a run panicked");
-            kept.entry(place).or_insert_with(|| target.schedule(sim, strategy));
+            kept.entry(failure.place()).or_insert_with(|| target.schedule(sim, strategy));
         }
         outcome
     });
@@ -169,8 +168,7 @@ fn rerun(
 ) -> Simulation {
     let mut sim = Simulation::new(strategy.config(Config::default()));
     let failure = &found.failure;
-    let place = (failure.kind, failure.task_name.clone(), failure.message.clone());
-    match kept.get(&place) {
+    match kept.get(&failure.place()) {
         Some(schedule) => sim.set_strategy(Box::new(Replay::new(schedule))),
         None => sim.set_strategy(strategy.build()),
     }
