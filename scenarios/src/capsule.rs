@@ -47,7 +47,7 @@ use sim_core::sync::channel;
 use sim_core::sync::{Notify, WaitGroup};
 use sim_core::{FailureKind, GoMap, enter, event, spawn};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 const GROUP: &str = "capsule.clastix.io/v1beta2";
 /// Capsule's tenant label on Namespaces and replicated objects.
@@ -365,77 +365,71 @@ impl Global {
     }
 }
 
+/// Source objects each namespaced item selects: one goroutine per object per batch.
+const OBJECTS: Key<usize> = Key::count(
+    "objects",
+    "source objects each namespaced item selects: one goroutine per object per batch",
+    4,
+)
+.range(1, 50)
+.swarm(&[2, 4, 8]);
+
+/// Tenants the GlobalTenantResource selects.
+const TENANTS: Key<usize> = Key::count("tenants", "Tenants the GlobalTenantResource selects", 2)
+    .range(1, 20)
+    .swarm(&[1, 2]);
+
+/// Namespaces per Tenant (one batch per namespace and item).
+const NAMESPACES: Key<usize> =
+    Key::count("namespaces", "Namespaces per Tenant (one batch per namespace and item)", 2)
+        .range(1, 20)
+        .swarm(&[1, 2]);
+
+/// Entries of spec.resources, each with one namespaced item.
+const SECTIONS: Key<usize> =
+    Key::count("sections", "entries of spec.resources, each with one namespaced item", 1)
+        .range(1, 10)
+        .swarm(&[1, 2]);
+
+/// Spec.resyncPeriod: the reconcile requeues after it (Capsule's default 60 s).
+const RESYNC: Key<Duration> = Key::millis(
+    "resync-ms",
+    "spec.resyncPeriod: the reconcile requeues after it (Capsule's default 60 s)",
+    60_000,
+)
+.range(100, 3_600_000);
+
+/// Completed reconciles after which the run ends.
+const RECONCILES: Key<usize> =
+    Key::count("reconciles", "completed reconciles after which the run ends", 3)
+        .range(1, 100)
+        .swarm(&[1, 3]);
+
 const PARAMS: &[Param] = &[
-    Param {
-        name: "objects",
-        summary: "source objects each namespaced item selects: one goroutine per object per batch",
-        unit: "count",
-        default: 4,
-        min: 1,
-        max: 50,
-        swarm: &[2, 4, 8],
-    },
-    Param {
-        name: "tenants",
-        summary: "Tenants the GlobalTenantResource selects",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 20,
-        swarm: &[1, 2],
-    },
-    Param {
-        name: "namespaces",
-        summary: "Namespaces per Tenant (one batch per namespace and item)",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 20,
-        swarm: &[1, 2],
-    },
-    Param {
-        name: "sections",
-        summary: "entries of spec.resources, each with one namespaced item",
-        unit: "count",
-        default: 1,
-        min: 1,
-        max: 10,
-        swarm: &[1, 2],
-    },
-    Param {
-        name: "resync-ms",
-        summary: "spec.resyncPeriod: the reconcile requeues after it (Capsule's default 60 s)",
-        unit: "ms",
-        default: 60_000,
-        min: 100,
-        max: 3_600_000,
-        swarm: &[],
-    },
-    Param {
-        name: "reconciles",
-        summary: "completed reconciles after which the run ends",
-        unit: "count",
-        default: 3,
-        min: 1,
-        max: 100,
-        swarm: &[1, 3],
-    },
-    crate::API_LATENCY,
-    crate::CACHE_LAG,
+    OBJECTS.param,
+    TENANTS.param,
+    NAMESPACES.param,
+    SECTIONS.param,
+    RESYNC.param,
+    RECONCILES.param,
+    crate::API_LATENCY.param,
+    crate::CACHE_LAG.param,
 ];
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "buggy",
-        summary: "Capsule v0.7.2: each replication goroutine inserts into the shared processed set",
-        expect: Expect::Fails(FailureKind::GoFatal, "fatal error: concurrent map writes"),
-    },
-    Variant {
-        name: "fixed",
-        summary: "v0.7.3 (PR #1264): each goroutine fills its own processedRaw slot; the worker inserts after the join",
-        expect: Expect::Holds,
-    },
-];
+/// Capsule v0.7.2.
+pub const BUGGY: Variant = Variant::fails(
+    "buggy",
+    "Capsule v0.7.2: each replication goroutine inserts into the shared processed set",
+    FailureKind::GoFatal,
+    "fatal error: concurrent map writes",
+);
+/// Capsule v0.7.3 (PR #1264).
+pub const FIXED: Variant = Variant::holds(
+    "fixed",
+    "v0.7.3 (PR #1264): each goroutine fills its own processedRaw slot; the worker inserts after the join",
+);
+
+const VARIANTS: &[Variant] = &[BUGGY, FIXED];
 
 /// The scenario.
 pub struct ReplicationWrites;
@@ -443,7 +437,7 @@ pub struct ReplicationWrites;
 impl ReplicationWrites {
     /// [`Scenario::setup`] with a test hook: with `lose_slot`, the fixed variant's join skips
     /// that slot of every batch (a broken fix), which the oracle must report.
-    pub fn setup_with(&self, variant: &str, params: &Params, lose_slot: Option<usize>) {
+    pub fn setup_with(&self, variant: &Variant, params: &Params, lose_slot: Option<usize>) {
         let mut registry = Registry::builtin();
         registry.register(KindInfo::custom(GROUP, "Tenant", "tenants", false));
         registry.register(KindInfo::custom(
@@ -470,7 +464,7 @@ impl ReplicationWrites {
         let processor = Rc::new(Processor {
             client: client.clone(),
             namespaces: namespaces.cache(),
-            fixed: variant == "fixed",
+            fixed: variant.is(&FIXED),
             lose_slot,
         });
         let (reconciles, done) = (Rc::new(Cell::new(0)), Notify::named("reconcile completed"));
@@ -479,12 +473,12 @@ impl ReplicationWrites {
             resources: resources.cache(),
             tenants: tenants.cache(),
             processor,
-            resync: params.millis("resync-ms"),
+            resync: params.get(RESYNC),
             reconciles: reconciles.clone(),
             done: done.clone(),
         });
         let caches = [resources, tenants, namespaces];
-        let wanted = params.get("reconciles");
+        let wanted = params.get(RECONCILES) as u64;
         // The manager: start the worker once the caches synced, run until enough reconciles.
         spawn("manager", async move {
             for informer in &caches {
@@ -508,20 +502,20 @@ impl ReplicationWrites {
 
 /// The Tenants, their Namespaces, the source objects and the GlobalTenantResource.
 fn populate(server: &ApiServer, params: &Params) {
-    for tenant in 0..params.count("tenants") {
+    for tenant in 0..params.get(TENANTS) {
         let tenant = format!("tenant-{tenant}");
         let object = Object::new(GROUP, "Tenant", "", &tenant).with_label("energy", "green");
         server.create(object).expect("tenant");
-        for namespace in 0..params.count("namespaces") {
+        for namespace in 0..params.get(NAMESPACES) {
             let namespace = Object::new("v1", "Namespace", "", &format!("{tenant}-ns-{namespace}"))
                 .with_label(TENANT_LABEL, &tenant);
             server.create(namespace).expect("namespace");
         }
     }
     let mut sections = Vec::new();
-    for section in 0..params.count("sections") {
+    for section in 0..params.get(SECTIONS) {
         let label = format!("section-{section}");
-        for object in 0..params.count("objects") {
+        for object in 0..params.get(OBJECTS) {
             let secret =
                 Object::new("v1", "Secret", SOURCE_NAMESPACE, &format!("{label}-{object}"))
                     .with_label("replicate", &label)
@@ -538,41 +532,33 @@ fn populate(server: &ApiServer, params: &Params) {
             }],
         }));
     }
-    let resync = params.get("resync-ms");
+    let resync = params.get(RESYNC);
     let resource = Object::new(GROUP, "GlobalTenantResource", "", GLOBAL_TENANT_RESOURCE)
         .with_spec(json!({
             "tenantSelector": { "matchLabels": { "energy": "green" } },
-            "resyncPeriod": format!("{}s", resync as f64 / 1000.0),
+            "resyncPeriod": format!("{}s", resync.as_millis() as f64 / 1000.0),
             "resources": sections,
         }));
     server.create(resource).expect("global tenant resource");
 }
 
+const META: Meta = Meta {
+    name: "capsule-replication-writes",
+    summary: "HandleSection's replication goroutines insert into one sets.String: concurrent map writes",
+    upstream: &[
+        "https://github.com/projectcapsule/capsule/issues/1263",
+        "https://github.com/projectcapsule/capsule/pull/1264",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
+
 impl Scenario for ReplicationWrites {
-    fn name(&self) -> &'static str {
-        "capsule-replication-writes"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "HandleSection's replication goroutines insert into one sets.String: concurrent map writes"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://github.com/projectcapsule/capsule/issues/1263",
-            "https://github.com/projectcapsule/capsule/pull/1264",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
+    fn setup(&self, variant: &Variant, params: &Params) {
         self.setup_with(variant, params, None);
     }
 }

@@ -49,7 +49,7 @@ use apiserver_fake::{
 use serde_json::json;
 use sim_core::{FailureKind, enter, event, random_duration, sleep, spawn, spawn_daemon};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 const CM: &str = "cert-manager.io/v1";
 const NS: &str = "sandbox";
@@ -60,148 +60,126 @@ const PRIVATE_KEY: &str = "cert-manager.io/private-key-secret-name";
 /// The scenario.
 pub struct ForegroundDeletion;
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "buggy",
-        summary: "cert-manager v1.16: no controller checks the Certificate's deletionTimestamp",
-        expect: Expect::Fails(FailureKind::Liveness, "not deleted within"),
-    },
-    Variant {
-        name: "fixed",
-        summary: "v1.17 (PR #7361): requestmanager and issuing skip a deleting Certificate",
-        expect: Expect::Holds,
-    },
-    Variant {
-        name: "fixed-all",
-        summary: "v1.18 (PR #7454): keymanager and trigger skip it too",
-        expect: Expect::Holds,
-    },
-    Variant {
-        name: "namespace-delete",
-        summary: "the workaround on v1.16: delete the namespace; creates in it are refused (403)",
-        expect: Expect::Holds,
-    },
-];
+const BUGGY: Variant = Variant::fails(
+    "buggy",
+    "cert-manager v1.16: no controller checks the Certificate's deletionTimestamp",
+    FailureKind::Liveness,
+    "not deleted within",
+);
+const FIXED: Variant = Variant::holds(
+    "fixed",
+    "v1.17 (PR #7361): requestmanager and issuing skip a deleting Certificate",
+);
+const FIXED_ALL: Variant =
+    Variant::holds("fixed-all", "v1.18 (PR #7454): keymanager and trigger skip it too");
+const NAMESPACE_DELETE: Variant = Variant::holds(
+    "namespace-delete",
+    "the workaround on v1.16: delete the namespace; creates in it are refused (403)",
+);
+
+const VARIANTS: &[Variant] = &[BUGGY, FIXED, FIXED_ALL, NAMESPACE_DELETE];
+
+/// The external issuer's clean-up time before it removes its finalizer.
+const FINALIZER_DELAY: Key<Duration> = Key::millis(
+    "finalizer-delay-ms",
+    "the external issuer's clean-up time before it removes its finalizer",
+    2_000,
+)
+.range(0, 60_000);
+
+/// If above finalizer-delay-ms: each clean-up takes a seeded time in that range.
+const FINALIZER_DELAY_MAX: Key<Duration> = Key::millis(
+    "finalizer-delay-max-ms",
+    "if above finalizer-delay-ms: each clean-up takes a seeded time in that range",
+    0,
+)
+.range(0, 120_000);
+
+/// Certificates deleted at once.
+const CERTIFICATES: Key<usize> =
+    Key::count("certificates", "Certificates deleted at once", 1).range(1, 20).swarm(&[1, 2]);
+
+/// Workers per cert-manager controller.
+const WORKERS: Key<usize> =
+    Key::count("workers", "workers per cert-manager controller", 2).range(1, 10).swarm(&[1, 2, 4]);
+
+/// The most a watch event takes to reach an informer cache.
+const CACHE_LATENCY: Key<Duration> =
+    Key::millis("cache-latency-ms", "the most a watch event takes to reach an informer cache", 5)
+        .range(0, 1_000)
+        .swarm(&[0, 5, 50]);
+
+/// How long the issuer takes to sign a new CertificateRequest.
+const SIGN_DELAY: Key<Duration> = Key::millis(
+    "sign-delay-ms",
+    "how long the issuer takes to sign a new CertificateRequest",
+    10_000,
+)
+.range(0, 600_000)
+.swarm(&[1_000, 10_000]);
+
+/// Liveness bound: virtual seconds within which deletion must complete.
+const DELETION_BOUND: Key<Duration> = Key::seconds(
+    "deletion-bound-s",
+    "liveness bound: virtual seconds within which deletion must complete",
+    120,
+)
+.range(10, 3_600);
+
+/// 1: also fail on a CertificateRequest created after the deletionTimestamp (upstream e2e).
+const E2E_CHECK: Key<bool> = Key::flag(
+    "e2e-check",
+    "1: also fail on a CertificateRequest created after the deletionTimestamp (upstream e2e)",
+    false,
+);
 
 const PARAMS: &[Param] = &[
-    Param {
-        name: "finalizer-delay-ms",
-        summary: "the external issuer's clean-up time before it removes its finalizer",
-        unit: "ms",
-        default: 2_000,
-        min: 0,
-        max: 60_000,
-        swarm: &[],
-    },
-    Param {
-        name: "finalizer-delay-max-ms",
-        summary: "if above finalizer-delay-ms: each clean-up takes a seeded time in that range",
-        unit: "ms",
-        default: 0,
-        min: 0,
-        max: 120_000,
-        swarm: &[],
-    },
-    Param {
-        name: "certificates",
-        summary: "Certificates deleted at once",
-        unit: "count",
-        default: 1,
-        min: 1,
-        max: 20,
-        swarm: &[1, 2],
-    },
-    Param {
-        name: "workers",
-        summary: "workers per cert-manager controller",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 10,
-        swarm: &[1, 2, 4],
-    },
-    Param {
-        name: "cache-latency-ms",
-        summary: "the most a watch event takes to reach an informer cache",
-        unit: "ms",
-        default: 5,
-        min: 0,
-        max: 1_000,
-        swarm: &[0, 5, 50],
-    },
-    Param {
-        name: "sign-delay-ms",
-        summary: "how long the issuer takes to sign a new CertificateRequest",
-        unit: "ms",
-        default: 10_000,
-        min: 0,
-        max: 600_000,
-        swarm: &[1_000, 10_000],
-    },
-    Param {
-        name: "deletion-bound-s",
-        summary: "liveness bound: virtual seconds within which deletion must complete",
-        unit: "s",
-        default: 120,
-        min: 10,
-        max: 3_600,
-        swarm: &[],
-    },
-    Param {
-        name: "e2e-check",
-        summary: "1: also fail on a CertificateRequest created after the deletionTimestamp (upstream e2e)",
-        unit: "bool",
-        default: 0,
-        min: 0,
-        max: 1,
-        swarm: &[],
-    },
+    FINALIZER_DELAY.param,
+    FINALIZER_DELAY_MAX.param,
+    CERTIFICATES.param,
+    WORKERS.param,
+    CACHE_LATENCY.param,
+    SIGN_DELAY.param,
+    DELETION_BOUND.param,
+    E2E_CHECK.param,
 ];
 
+const META: Meta = Meta {
+    name: "cert-manager-foreground-deletion",
+    summary: "foreground deletion of a Certificate livelocks: cert-manager recreates what the GC deletes",
+    upstream: &[
+        "https://github.com/cert-manager/cert-manager/issues/7358",
+        "https://github.com/cert-manager/cert-manager/pull/7361",
+        "https://github.com/cert-manager/cert-manager/pull/7454",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
+
 impl Scenario for ForegroundDeletion {
-    fn name(&self) -> &'static str {
-        "cert-manager-foreground-deletion"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "foreground deletion of a Certificate livelocks: cert-manager recreates what the GC deletes"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://github.com/cert-manager/cert-manager/issues/7358",
-            "https://github.com/cert-manager/cert-manager/pull/7361",
-            "https://github.com/cert-manager/cert-manager/pull/7454",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
+    fn setup(&self, variant: &Variant, params: &Params) {
         let guards = Guards {
-            request_and_issuing: matches!(variant, "fixed" | "fixed-all"),
-            trigger_and_keys: variant == "fixed-all",
+            request_and_issuing: variant.is(&FIXED) || variant.is(&FIXED_ALL),
+            trigger_and_keys: variant.is(&FIXED_ALL),
         };
         let mut registry = Registry::builtin();
         registry.register(KindInfo::custom(CM, "Certificate", "certificates", true));
         registry.register(KindInfo::custom(CM, "CertificateRequest", "certificaterequests", true));
         let server = ApiServer::new(registry, ServerConfig::default());
-        let certificates = params.count("certificates");
+        let certificates = params.get(CERTIFICATES);
         seed_cluster(&server, certificates);
 
         let client = |name: &str| Client::new(&server, name, ClientConfig::default());
         let gc_kinds = [(CM, "Certificate"), (CM, "CertificateRequest"), ("v1", "Secret")];
         GarbageCollector::start(&client("gc"), GcConfig::default().with_kinds(&gc_kinds));
-        if variant == "namespace-delete" {
+        if variant.is(&NAMESPACE_DELETE) {
             NamespaceController::start(&client("namespace-controller"), NamespaceConfig::default());
         }
-        let latency = Latency::range(Duration::ZERO, params.millis("cache-latency-ms"));
+        let latency = Latency::range(Duration::ZERO, params.get(CACHE_LATENCY));
         let config = InformerConfig::default().with_delivery_delay(latency);
         let cm = client("cert-manager");
         let informer = |kind: &str, api: &str| {
@@ -220,7 +198,7 @@ impl Scenario for ForegroundDeletion {
             secrets: informer("Secret", "v1"),
         };
         let world = Rc::new(World { client: cm.clone(), caches: caches.clone(), guards });
-        let workers = params.count("workers");
+        let workers = params.get(WORKERS);
         let start = |name: &str| {
             let controller = Controller::new(name, workers);
             controller.watches(&caches.certificates);
@@ -238,12 +216,12 @@ impl Scenario for ForegroundDeletion {
         start("certificates-issuing").start(move |key| issuing(w.clone(), key));
         let issuer = Controller::new("external-issuer", workers);
         issuer.watches(&caches.requests);
-        let delays = (params.millis("finalizer-delay-ms"), params.millis("finalizer-delay-max-ms"));
+        let delays = (params.get(FINALIZER_DELAY), params.get(FINALIZER_DELAY_MAX));
         let issuer_world = Rc::new(Issuer {
             client: client("external-issuer"),
             requests: caches.requests.cache(),
             finalizer_delay: delays,
-            sign_delay: params.millis("sign-delay-ms"),
+            sign_delay: params.get(SIGN_DELAY),
             cleanups: RefCell::new(BTreeMap::new()),
             cleanups_resource: Resource::new(),
         });
@@ -254,9 +232,9 @@ impl Scenario for ForegroundDeletion {
 
         let counts = Rc::new(RefCell::new(Counts::default()));
         count_requests(&server, counts.clone());
-        let bound = Duration::from_secs(params.get("deletion-bound-s"));
-        let e2e = params.get("e2e-check") == 1;
-        let namespace_delete = variant == "namespace-delete";
+        let bound = params.get(DELETION_BOUND);
+        let e2e = params.get(E2E_CHECK);
+        let namespace_delete = variant.is(&NAMESPACE_DELETE);
         let user = client("user");
         spawn("user", async move {
             for informer in [&caches.certificates, &caches.requests, &caches.secrets] {

@@ -44,7 +44,7 @@ use serde_json::json;
 use sim_core::sync::channel::{self, Sender};
 use sim_core::{FailureKind, GoMap, enter, event, sleep, spawn, spawn_daemon};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 /// `--leader-election-namespace` (cert-manager's default).
 const LEASE_NAMESPACE: &str = "kube-system";
@@ -489,79 +489,68 @@ impl LeaderElector {
     }
 }
 
+/// Controllers built (Builder.Complete → ContextFactory.Build) after the election.
+const CONTROLLER_COUNT: Key<usize> = Key::count(
+    "controllers",
+    "controllers built (Builder.Complete → ContextFactory.Build) after the election",
+    8,
+)
+.range(1, CONTROLLERS.len() as u64);
+
+/// Leader-election RetryPeriod: the renewal period (cert-manager's default 15 s).
+const RETRY: Key<Duration> = Key::millis(
+    "retry-ms",
+    "leader-election RetryPeriod: the renewal period (cert-manager's default 15 s)",
+    15_000,
+)
+.range(100, 120_000);
+
 const PARAMS: &[Param] = &[
-    Param {
-        name: "controllers",
-        summary: "controllers built (Builder.Complete → ContextFactory.Build) after the election",
-        unit: "count",
-        default: 8,
-        min: 1,
-        max: CONTROLLERS.len() as u64,
-        swarm: &[],
-    },
-    Param {
-        name: "retry-ms",
-        summary: "leader-election RetryPeriod: the renewal period (cert-manager's default 15 s)",
-        unit: "ms",
-        default: 15_000,
-        min: 100,
-        max: 120_000,
-        swarm: &[],
-    },
+    CONTROLLER_COUNT.param,
+    RETRY.param,
     // The race needs the event recorder's calls to take time: the swarm keeps the latency.
-    Param { swarm: &[], ..crate::API_LATENCY },
+    crate::API_LATENCY.swarm(&[]).param,
 ];
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "buggy",
-        summary: "cert-manager v1.12.7: every ContextFactory.Build adds the cert-manager types to the global scheme",
-        expect: Expect::Fails(
-            FailureKind::GoFatal,
-            "fatal error: concurrent map read and map write",
-        ),
-    },
-    Variant {
-        name: "fixed",
-        summary: "v1.12.9 (PR #6833) / v1.13.5 (PR #6832): each Build fills a private Scheme",
-        expect: Expect::Holds,
-    },
-];
+const BUGGY: Variant = Variant::fails(
+    "buggy",
+    "cert-manager v1.12.7: every ContextFactory.Build adds the cert-manager types to the global scheme",
+    FailureKind::GoFatal,
+    "fatal error: concurrent map read and map write",
+);
+const FIXED: Variant = Variant::holds(
+    "fixed",
+    "v1.12.9 (PR #6833) / v1.13.5 (PR #6832): each Build fills a private Scheme",
+);
+
+const VARIANTS: &[Variant] = &[BUGGY, FIXED];
 
 /// The scenario.
 pub struct SchemeRace;
 
+const META: Meta = Meta {
+    name: "cert-manager-scheme-race",
+    summary: "ContextFactory.Build writes the global Scheme while the lease renewal reads it: concurrent map read and map write",
+    upstream: &[
+        "https://github.com/cert-manager/cert-manager/issues/6822",
+        "https://github.com/cert-manager/cert-manager/pull/6833",
+        "https://github.com/cert-manager/cert-manager/pull/6832",
+        "https://github.com/cert-manager/cert-manager/pull/6028",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
+
 impl Scenario for SchemeRace {
-    fn name(&self) -> &'static str {
-        "cert-manager-scheme-race"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "ContextFactory.Build writes the global Scheme while the lease renewal reads it: concurrent map read and map write"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://github.com/cert-manager/cert-manager/issues/6822",
-            "https://github.com/cert-manager/cert-manager/pull/6833",
-            "https://github.com/cert-manager/cert-manager/pull/6832",
-            "https://github.com/cert-manager/cert-manager/pull/6028",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
-        let fixed = variant == "fixed";
+    fn setup(&self, variant: &Variant, params: &Params) {
+        let fixed = variant.is(&FIXED);
         let server = apiserver_fake::ApiServer::new(Registry::builtin(), ServerConfig::default());
-        let controllers = params.count("controllers").min(CONTROLLERS.len());
-        let retry = params.millis("retry-ms");
+        let controllers = params.get(CONTROLLER_COUNT).min(CONTROLLERS.len());
+        let retry = params.get(RETRY);
         let global = Scheme::new("scheme.Scheme");
         let cert_manager = Client::new(&server, "cert-manager", crate::client_config(params));
         let leader_election = Client::new(&server, "leader-election", crate::client_config(params));

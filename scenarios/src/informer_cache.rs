@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use sim_core::sync::RwLock;
 use sim_core::{FailureKind, GoMap, enter, event, sleep, spawn};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 const NAMESPACE: &str = "default";
 
@@ -142,103 +142,78 @@ impl PodCache {
     }
 }
 
-const PARAMS: &[Param] = &[
-    Param {
-        name: "pods",
-        summary: "Pods the workload creates (pod-0 … pod-N-1)",
-        unit: "count",
-        default: 3,
-        min: 1,
-        max: 50,
-        swarm: &[2, 3, 8],
-    },
-    Param {
-        name: "workers",
-        summary: "the controller's concurrent reconciles (MaxConcurrentReconciles)",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 16,
-        swarm: &[2, 4],
-    },
-    Param {
-        name: "churn",
-        summary: "status updates per Pod between its create and its delete",
-        unit: "count",
-        default: 2,
-        min: 0,
-        max: 20,
-        swarm: &[1, 2, 5],
-    },
-    Param {
-        name: "delivery-ms",
-        summary: "the informer's watch delivery delay, drawn from 0..=delivery-ms per event",
-        unit: "ms",
-        default: 5,
-        min: 0,
-        max: 1_000,
-        swarm: &[0, 5, 50],
-    },
-];
+/// Pods the workload creates (pod-0 … pod-N-1).
+const PODS: Key<usize> = Key::count("pods", "Pods the workload creates (pod-0 … pod-N-1)", 3)
+    .range(1, 50)
+    .swarm(&[2, 3, 8]);
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "no-lock",
-        summary: "the handlers write and the workers read a bare map",
-        expect: Expect::Fails(
-            FailureKind::GoFatal,
-            "fatal error: concurrent map read and map write",
-        ),
-    },
-    Variant {
-        name: "missing-rlock",
-        summary: "an RWMutex guards the map, but podCache.IsReady reads without RLock",
-        expect: Expect::Fails(
-            FailureKind::GoFatal,
-            "fatal error: concurrent map read and map write",
-        ),
-    },
-    Variant {
-        name: "fixed",
-        summary: "Lock on every write, RLock on every read",
-        expect: Expect::Holds,
-    },
-];
+/// The controller's concurrent reconciles (MaxConcurrentReconciles).
+const WORKERS: Key<usize> =
+    Key::count("workers", "the controller's concurrent reconciles (MaxConcurrentReconciles)", 2)
+        .range(1, 16)
+        .swarm(&[2, 4]);
+
+/// Status updates per Pod between its create and its delete.
+const CHURN: Key<usize> =
+    Key::count("churn", "status updates per Pod between its create and its delete", 2)
+        .range(0, 20)
+        .swarm(&[1, 2, 5]);
+
+/// The informer's watch delivery delay, drawn from 0..=delivery-ms per event.
+const DELIVERY: Key<Duration> = Key::millis(
+    "delivery-ms",
+    "the informer's watch delivery delay, drawn from 0..=delivery-ms per event",
+    5,
+)
+.range(0, 1_000)
+.swarm(&[0, 5, 50]);
+
+const PARAMS: &[Param] = &[PODS.param, WORKERS.param, CHURN.param, DELIVERY.param];
+
+const NO_LOCK: Variant = Variant::fails(
+    "no-lock",
+    "the handlers write and the workers read a bare map",
+    FailureKind::GoFatal,
+    "fatal error: concurrent map read and map write",
+);
+const MISSING_RLOCK: Variant = Variant::fails(
+    "missing-rlock",
+    "an RWMutex guards the map, but podCache.IsReady reads without RLock",
+    FailureKind::GoFatal,
+    "fatal error: concurrent map read and map write",
+);
+const FIXED: Variant = Variant::holds("fixed", "Lock on every write, RLock on every read");
+
+const VARIANTS: &[Variant] = &[NO_LOCK, MISSING_RLOCK, FIXED];
+
+const META: Meta = Meta {
+    name: "informer-cache-locking",
+    summary: "informer handlers write a pod cache that reconcile workers read: concurrent map read and map write",
+    upstream: &[
+        "https://pkg.go.dev/k8s.io/client-go/tools/cache#ResourceEventHandler",
+        "https://go.dev/blog/maps",
+        "https://go.dev/doc/faq#atomic_maps",
+        "https://pkg.go.dev/sync#RWMutex",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
 
 impl Scenario for CacheLocking {
-    fn name(&self) -> &'static str {
-        "informer-cache-locking"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "informer handlers write a pod cache that reconcile workers read: concurrent map read and map write"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://pkg.go.dev/k8s.io/client-go/tools/cache#ResourceEventHandler",
-            "https://go.dev/blog/maps",
-            "https://go.dev/doc/faq#atomic_maps",
-            "https://pkg.go.dev/sync#RWMutex",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
-        let cache = PodCache::new(match variant {
-            "no-lock" => Locking::None,
-            "missing-rlock" => Locking::MissingRLock,
-            _ => Locking::Full,
+    fn setup(&self, variant: &Variant, params: &Params) {
+        let cache = PodCache::new(if variant.is(&NO_LOCK) {
+            Locking::None
+        } else if variant.is(&MISSING_RLOCK) {
+            Locking::MissingRLock
+        } else {
+            Locking::Full
         });
         let server = ApiServer::default();
-        let delivery = params.millis("delivery-ms");
+        let delivery = params.get(DELIVERY);
         let client = Client::new(&server, "pod-controller", ClientConfig::default());
         let config =
             InformerConfig::default().with_delivery_delay(Latency::range(Duration::ZERO, delivery));
@@ -248,7 +223,7 @@ impl Scenario for CacheLocking {
             let cache = handler_cache.clone();
             async move { on_event(&cache, notification).await }
         });
-        let controller = Controller::new("pod-controller", params.count("workers"));
+        let controller = Controller::new("pod-controller", params.get(WORKERS));
         controller.watches(&informer);
         informer.start();
         controller.start(move |key| {
@@ -256,7 +231,7 @@ impl Scenario for CacheLocking {
             async move { reconcile(&cache, key).await }
         });
 
-        let (pods, churn) = (params.count("pods"), params.count("churn"));
+        let (pods, churn) = (params.get(PODS), params.get(CHURN));
         let user = Client::new(&server, "workload", ClientConfig::default());
         spawn("driver", async move {
             let workload = spawn("workload", workload(user, pods, churn));

@@ -30,7 +30,7 @@ use apiserver_fake::{
 use serde_json::json;
 use sim_core::{FailureKind, GoMap, SyncMap, enter, event, sleep, spawn};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 const GROUP: &str = "submariner.io/v1alpha1";
 const NAMESPACE: &str = "submariner-operator";
@@ -80,89 +80,81 @@ pub async fn get_image_path(logged: &LoggedImagesHandle, component: &str) -> Str
     image
 }
 
+/// How often each cleanup reconcile requeues while uninstall DaemonSets run.
+const REQUEUE: Key<Duration> = Key::millis(
+    "requeue-ms",
+    "how often each cleanup reconcile requeues while uninstall DaemonSets run",
+    500,
+)
+.range(10, 10_000)
+.swarm(&[100, 500]);
+
+/// How long the uninstall DaemonSets take to complete.
+const UNINSTALL: Key<Duration> =
+    Key::millis("uninstall-ms", "how long the uninstall DaemonSets take to complete", 1_500)
+        .range(0, 60_000)
+        .swarm(&[0, 1_500]);
+
+/// Uninstall images the Submariner cleanup looks up (gateway, route agent, globalnet …).
+const SUBMARINER_IMAGES: Key<usize> = Key::count(
+    "submariner-images",
+    "uninstall images the Submariner cleanup looks up (gateway, route agent, globalnet …)",
+    3,
+)
+.range(1, 10)
+.swarm(&[3, 6]);
+
+/// Uninstall images the ServiceDiscovery cleanup looks up.
+const SERVICEDISCOVERY_IMAGES: Key<usize> = Key::count(
+    "servicediscovery-images",
+    "uninstall images the ServiceDiscovery cleanup looks up",
+    2,
+)
+.range(1, 10)
+.swarm(&[2, 4]);
+
 const PARAMS: &[Param] = &[
-    Param {
-        name: "requeue-ms",
-        summary: "how often each cleanup reconcile requeues while uninstall DaemonSets run",
-        unit: "ms",
-        default: 500,
-        min: 10,
-        max: 10_000,
-        swarm: &[100, 500],
-    },
-    Param {
-        name: "uninstall-ms",
-        summary: "how long the uninstall DaemonSets take to complete",
-        unit: "ms",
-        default: 1_500,
-        min: 0,
-        max: 60_000,
-        swarm: &[0, 1_500],
-    },
-    Param {
-        name: "submariner-images",
-        summary: "uninstall images the Submariner cleanup looks up (gateway, route agent, globalnet …)",
-        unit: "count",
-        default: 3,
-        min: 1,
-        max: 10,
-        swarm: &[3, 6],
-    },
-    Param {
-        name: "servicediscovery-images",
-        summary: "uninstall images the ServiceDiscovery cleanup looks up",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 10,
-        swarm: &[2, 4],
-    },
-    crate::API_LATENCY,
-    crate::CACHE_LAG,
+    REQUEUE.param,
+    UNINSTALL.param,
+    SUBMARINER_IMAGES.param,
+    SERVICEDISCOVERY_IMAGES.param,
+    crate::API_LATENCY.param,
+    crate::CACHE_LAG.param,
 ];
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "buggy",
-        summary: "submariner-operator 0.16.2: loggedImages is a plain map",
-        expect: Expect::Fails(FailureKind::GoFatal, "fatal error: concurrent map"),
-    },
-    Variant {
-        name: "fixed",
-        summary: "0.16.3 (PR #2934): loggedImages is a sync.Map and Swap is atomic",
-        expect: Expect::Holds,
-    },
-];
+const BUGGY: Variant = Variant::fails(
+    "buggy",
+    "submariner-operator 0.16.2: loggedImages is a plain map",
+    FailureKind::GoFatal,
+    "fatal error: concurrent map",
+);
+const FIXED: Variant =
+    Variant::holds("fixed", "0.16.3 (PR #2934): loggedImages is a sync.Map and Swap is atomic");
+
+const VARIANTS: &[Variant] = &[BUGGY, FIXED];
+
+const META: Meta = Meta {
+    name: "submariner-logifchanged",
+    summary: "two controllers' cleanups write the unlocked loggedImages map: concurrent map writes",
+    upstream: &[
+        "https://github.com/submariner-io/submariner/issues/2872",
+        "https://github.com/submariner-io/submariner-operator/pull/2933",
+        "https://github.com/submariner-io/submariner-operator/pull/2934",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
 
 impl Scenario for LogIfChanged {
-    fn name(&self) -> &'static str {
-        "submariner-logifchanged"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "two controllers' cleanups write the unlocked loggedImages map: concurrent map writes"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://github.com/submariner-io/submariner/issues/2872",
-            "https://github.com/submariner-io/submariner-operator/pull/2933",
-            "https://github.com/submariner-io/submariner-operator/pull/2934",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
-        let logged = LoggedImagesHandle(match variant {
-            "buggy" => LoggedImages::Map(GoMap::new("loggedImages")),
-            _ => LoggedImages::Sync(SyncMap::new()),
+    fn setup(&self, variant: &Variant, params: &Params) {
+        let logged = LoggedImagesHandle(if variant.is(&BUGGY) {
+            LoggedImages::Map(GoMap::new("loggedImages"))
+        } else {
+            LoggedImages::Sync(SyncMap::new())
         });
         let mut registry = Registry::builtin();
         registry.register(KindInfo::custom(GROUP, "Submariner", "submariners", true));
@@ -174,11 +166,11 @@ impl Scenario for LogIfChanged {
                 .with_finalizer(FINALIZER);
             server.create(object).expect("resource");
         }
-        let requeue = params.millis("requeue-ms");
-        let uninstall = params.millis("uninstall-ms");
+        let requeue = params.get(REQUEUE);
+        let uninstall = params.get(UNINSTALL);
         let images = [
-            ("submariner", "Submariner", params.count("submariner-images")),
-            ("servicediscovery", "ServiceDiscovery", params.count("servicediscovery-images")),
+            ("submariner", "Submariner", params.get(SUBMARINER_IMAGES)),
+            ("servicediscovery", "ServiceDiscovery", params.get(SERVICEDISCOVERY_IMAGES)),
         ];
         for (name, kind, count) in images {
             let client = Client::new(&server, name, crate::client_config(params));

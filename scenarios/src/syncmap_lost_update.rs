@@ -39,7 +39,7 @@ use apiserver_fake::{
 use serde_json::json;
 use sim_core::{FailureKind, SyncMap, current, enter, event, sleep, spawn, task_name, yield_now};
 
-use crate::{Expect, Param, Params, Scenario, Variant};
+use crate::{Key, Meta, Param, Params, Scenario, Variant};
 
 const TENANT_LABEL: &str = "tenant";
 
@@ -152,84 +152,62 @@ impl TenantIndex {
     }
 }
 
-const PARAMS: &[Param] = &[
-    Param {
-        name: "tenants",
-        summary: "tenants (tenant-0 … tenant-N-1)",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 20,
-        swarm: &[2, 4],
-    },
-    Param {
-        name: "namespaces",
-        summary: "Namespaces per tenant",
-        unit: "count",
-        default: 3,
-        min: 1,
-        max: 20,
-        swarm: &[2, 3],
-    },
-    Param {
-        name: "workers",
-        summary: "the namespace controller's concurrent reconciles",
-        unit: "count",
-        default: 2,
-        min: 1,
-        max: 16,
-        swarm: &[2, 4],
-    },
-];
+/// Tenants (tenant-0 … tenant-N-1).
+const TENANTS: Key<usize> =
+    Key::count("tenants", "tenants (tenant-0 … tenant-N-1)", 2).range(1, 20).swarm(&[2, 4]);
 
-const VARIANTS: &[Variant] = &[
-    Variant {
-        name: "buggy",
-        summary: "LoadOrStore's value mutated in place: st.namespaces = append(st.namespaces, ns)",
-        expect: Expect::Fails(FailureKind::Invariant, "lost update: namespace"),
-    },
-    Variant {
-        name: "fixed",
-        summary: "copy-on-write: a fresh tenantState published with CompareAndSwap, retried",
-        expect: Expect::Holds,
-    },
-];
+/// Namespaces per tenant.
+const NAMESPACES: Key<usize> =
+    Key::count("namespaces", "Namespaces per tenant", 3).range(1, 20).swarm(&[2, 3]);
+
+/// The namespace controller's concurrent reconciles.
+const WORKERS: Key<usize> =
+    Key::count("workers", "the namespace controller's concurrent reconciles", 2)
+        .range(1, 16)
+        .swarm(&[2, 4]);
+
+const PARAMS: &[Param] = &[TENANTS.param, NAMESPACES.param, WORKERS.param];
+
+const BUGGY: Variant = Variant::fails(
+    "buggy",
+    "LoadOrStore's value mutated in place: st.namespaces = append(st.namespaces, ns)",
+    FailureKind::Invariant,
+    "lost update: namespace",
+);
+const FIXED: Variant = Variant::holds(
+    "fixed",
+    "copy-on-write: a fresh tenantState published with CompareAndSwap, retried",
+);
+
+const VARIANTS: &[Variant] = &[BUGGY, FIXED];
+
+const META: Meta = Meta {
+    name: "syncmap-load-or-store",
+    summary: "workers mutate the shared value sync.Map.LoadOrStore returned: a lost update",
+    upstream: &[
+        "https://pkg.go.dev/sync#Map.LoadOrStore",
+        "https://pkg.go.dev/sync#Map.CompareAndSwap",
+        "https://go.dev/ref/mem",
+    ],
+    variants: VARIANTS,
+    params: PARAMS,
+};
 
 impl Scenario for LoadOrStore {
-    fn name(&self) -> &'static str {
-        "syncmap-load-or-store"
+    fn meta(&self) -> &'static Meta {
+        &META
     }
 
-    fn summary(&self) -> &'static str {
-        "workers mutate the shared value sync.Map.LoadOrStore returned: a lost update"
-    }
-
-    fn upstream(&self) -> &'static [&'static str] {
-        &[
-            "https://pkg.go.dev/sync#Map.LoadOrStore",
-            "https://pkg.go.dev/sync#Map.CompareAndSwap",
-            "https://go.dev/ref/mem",
-        ]
-    }
-
-    fn variants(&self) -> &'static [Variant] {
-        VARIANTS
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn setup(&self, variant: &str, params: &Params) {
+    fn setup(&self, variant: &Variant, params: &Params) {
         let index = TenantIndex {
-            fixed: variant == "fixed",
+            fixed: variant.is(&FIXED),
             map: SyncMap::new(),
             last_writer: Rc::default(),
             tracked: Rc::default(),
             record: Resource::new(),
         };
         let server = ApiServer::default();
-        let (tenants, per_tenant) = (params.count("tenants"), params.count("namespaces"));
+        let (tenants, per_tenant) = (params.get(TENANTS), params.get(NAMESPACES));
         for tenant in 0..tenants {
             for n in 0..per_tenant {
                 let name = format!("tenant-{tenant}-ns-{n}");
@@ -245,7 +223,7 @@ impl Scenario for LoadOrStore {
         let config = InformerConfig::default();
         let informer =
             Informer::new("namespace-informer", &client, "v1", "Namespace", None, config);
-        let controller = Controller::new("namespace-controller", params.count("workers"));
+        let controller = Controller::new("namespace-controller", params.get(WORKERS));
         controller.watches(&informer);
         informer.start();
         let (cache, reconciler) = (informer.cache(), Rc::new((client, index.clone())));

@@ -465,8 +465,8 @@ fn bad_schedule_files_get_one_line_and_exit_code_2() {
     assert_eq!(code, 2, "{stderr}");
     // A schedule written by a cargo test (sim_core::Check) is not a scenario's.
     let foreign = write("foreign.schedule", &retitle(&good, "my_crate_test"));
-    rejects(&["replay", text(&foreign)], "not a kdst scenario");
-    rejects(&["shrink", text(&foreign)], "not a kdst scenario");
+    rejects(&["replay", text(&foreign)], "which is not a scenario of `kdst`");
+    rejects(&["shrink", text(&foreign)], "which is not a scenario of `kdst`");
     rejects(&["shrink", text(&garbage)], "not a kdst schedule file");
     rejects(&["replay", text(&saved), "--seed", "3"], "names its own scenario");
 }

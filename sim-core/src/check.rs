@@ -36,6 +36,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::strategy::StrategySpec;
 use crate::{Config, Outcome, Replay, Schedule, Simulation, Trace, shrink};
@@ -52,6 +53,18 @@ pub struct Check {
     determinism_sample: u64,
     /// `SIM_*` values to use instead of the process environment (for testing the harness).
     vars: Option<Vec<(String, String)>>,
+    /// What the report says about the seed's configuration (a scenario's drawn parameters).
+    describe: Option<DescribeSeed>,
+}
+
+/// A function from a seed to a line of the failure report.
+#[derive(Clone)]
+struct DescribeSeed(Arc<dyn Fn(u64) -> String + Send + Sync>);
+
+impl std::fmt::Debug for DescribeSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DescribeSeed(..)")
+    }
 }
 
 /// What a check that found no failure did.
@@ -89,6 +102,7 @@ impl Check {
             shrink_budget: 1_000,
             determinism_sample: 10,
             vars: None,
+            describe: None,
         }
     }
 
@@ -122,6 +136,16 @@ impl Check {
     /// How many replays shrinking a failure may spend.
     pub fn shrink_budget(mut self, budget: u64) -> Self {
         self.shrink_budget = budget;
+        self
+    }
+
+    /// Adds `describe(seed)` to the failure report, under the failing seed: what that seed
+    /// configured beyond the schedule (a scenario's parameters as the swarm drew them).
+    pub fn describe_seed(
+        mut self,
+        describe: impl Fn(u64) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.describe = Some(DescribeSeed(Arc::new(describe)));
         self
     }
 
@@ -284,7 +308,11 @@ impl Check {
         let trace = sim.trace();
         let seed = trace.seed();
         let strategy = spec.to_string();
-        let mut out = format!("{} seed {seed} (strategy {strategy}):\n{failure}\n", self.name);
+        let mut out = format!("{} seed {seed} (strategy {strategy}):\n", self.name);
+        if let Some(DescribeSeed(describe)) = &self.describe {
+            let _ = writeln!(out, "{}", describe(seed));
+        }
+        let _ = writeln!(out, "{failure}");
         let lines = trace.involved_events(failure, 8);
         if !lines.is_empty() {
             out.push_str("\nlast events of each task involved:\n");

@@ -99,7 +99,8 @@ pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
 pub use rng::{
-    choose, fnv1a, fork, random_bool, random_duration, random_range, random_u64, seed, with_stream,
+    choose, fnv1a, fork, mix64, random_bool, random_duration, random_range, random_u64, seed,
+    with_stream,
 };
 pub use schedule::Schedule;
 pub use shrink::{ShrinkError, Shrunk, shrink};

@@ -16,6 +16,7 @@ mod model;
 mod oracles;
 mod pct;
 mod replay;
+mod scenario_contract;
 mod scenario_replay;
 mod scenarios;
 mod scenarios_cert_manager;

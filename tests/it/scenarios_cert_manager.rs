@@ -7,7 +7,7 @@ use sim_core::{FailureKind, Outcome, Simulation};
 
 const NAME: &str = "cert-manager-foreground-deletion";
 
-fn scenario() -> Box<dyn Scenario> {
+fn scenario() -> std::sync::Arc<dyn Scenario> {
     find(NAME).expect("registered")
 }
 

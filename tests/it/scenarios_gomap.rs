@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use scenarios::capsule::{ReplicationWrites, check_processed};
+use scenarios::capsule::{self, ReplicationWrites, check_processed};
 use scenarios::{ParamError, Params, Scenario, find, run};
 use sim_core::{
     CONCURRENT_READ_WRITE, CONCURRENT_WRITES, EventKind, Failure, FailureKind, Outcome, Simulation,
@@ -14,7 +14,7 @@ use sim_core::{
 const SCHEME: &str = "cert-manager-scheme-race";
 const CAPSULE: &str = "capsule-replication-writes";
 
-fn scenario(name: &str) -> Box<dyn Scenario> {
+fn scenario(name: &str) -> std::sync::Arc<dyn Scenario> {
     find(name).expect("registered")
 }
 
@@ -264,8 +264,8 @@ fn capsule_fixed_holds_and_replicates_every_object() {
 #[test]
 fn capsule_oracle_fires_when_a_slot_is_lost() {
     let params = Params::defaults(scenario(CAPSULE).as_ref());
-    let outcome =
-        Simulation::default().run(5, || ReplicationWrites.setup_with("fixed", &params, Some(2)));
+    let outcome = Simulation::default()
+        .run(5, || ReplicationWrites.setup_with(&capsule::FIXED, &params, Some(2)));
     let failure = kdst_tests::failed(outcome, FailureKind::Invariant);
     assert_eq!(failure.message, "processed is not the set of objects that synced");
     assert!(

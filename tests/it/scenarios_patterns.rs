@@ -7,7 +7,7 @@ use kdst_tests::scenario_failures as failures;
 use scenarios::{ParamError, Params, Scenario, find, run};
 use sim_core::{CONCURRENT_READ_WRITE, Failure, FailureKind, Outcome, Simulation};
 
-fn scenario(name: &str) -> Box<dyn Scenario> {
+fn scenario(name: &str) -> std::sync::Arc<dyn Scenario> {
     find(name).unwrap_or_else(|| panic!("{name} is registered"))
 }
 

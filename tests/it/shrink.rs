@@ -75,7 +75,8 @@ fn go_map_scenarios_shrink_to_at_most_two_preemptions() {
         let message =
             sim.trace().outcome().and_then(Outcome::failure).expect("failed").message.clone();
         let schedule = sim.schedule(name, &[]);
-        let setup = || scenario.setup(variant, &params);
+        let variant_spec = scenario.variant(variant).expect("a variant");
+        let setup = || scenario.setup(variant_spec, &params);
         let shrunk = shrink(&Config::default(), &schedule, setup, 3_000).expect("shrinks");
         assert_eq!(shrunk.failure.kind, FailureKind::GoFatal, "{name} seed {seed}");
         assert_eq!(shrunk.failure.message, message, "{name} seed {seed}");
@@ -171,7 +172,8 @@ fn the_livelock_shrinks_and_stays_a_livelock() {
         .find(|&seed| run(&mut sim, scenario.as_ref(), "buggy", &params, seed).is_failure())
         .expect("a livelock");
     let schedule = sim.schedule("cert-manager-foreground-deletion", &[]);
-    let setup = || scenario.setup("buggy", &params);
+    let buggy = scenario.variant("buggy").expect("a variant");
+    let setup = || scenario.setup(buggy, &params);
     let shrunk = shrink(&Config::default(), &schedule, setup, 40).expect("shrinks");
     assert_eq!(shrunk.failure.kind, FailureKind::Liveness, "seed {seed}: {shrunk}");
     assert!(shrunk.preemptions_after < shrunk.preemptions_before, "seed {seed}: {shrunk}");

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use scenarios::{Params, Target};
+use crate::{Params, Target};
 use serde::{Deserialize, Serialize};
 use sim_core::strategy::StrategySpec;
 use sim_core::{ExploreSummary, Failure, Outcome, Shrunk, Simulation, Verdict};
 
-use crate::args::Format;
+use super::args::Format;
 
 /// The schema version: bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -170,12 +170,10 @@ pub fn report_doc(
     let trace = sim.trace();
     let seed = trace.seed();
     let mut replay = Vec::new();
-    if let Some(file) = file {
-        replay.push(format!("kdst replay {}", file.display()));
-    }
+    replay.extend(file.and_then(|file| target.replay_file_command(file)));
     if strategy.replays_from_seed() {
-        replay.push(target.replay_command(seed, strategy));
-        replay.push(target.cargo_test_command(seed, strategy));
+        replay.extend(target.replay_command(seed, strategy));
+        replay.extend(target.cargo_test_command(seed, strategy));
     }
     ReportDoc {
         seed,

@@ -1,4 +1,6 @@
-//! `kdst`: find, replay, shrink and show failures of the scenarios.
+//! The `kdst` command line as a library: find, replay, shrink and show failures of the
+//! scenarios of a [`Registry`]. The `kdst` binary is `cli::main(Registry::builtin())`; a
+//! user's crate builds its own with its scenarios (see [`Registry`]).
 //!
 //! ```text
 //! kdst list
@@ -25,11 +27,13 @@ mod run;
 mod shrink;
 mod sinks;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::{Cli, Command, TargetArgs};
 use clap::Parser;
-use scenarios::{Target, TargetError};
+
+use crate::{Registry, Target, TargetError};
 use sim_core::strategy::StrategySpec;
 
 /// A usage or input error: one line, exit code 2.
@@ -44,8 +48,21 @@ impl From<TargetError> for Usage {
 
 type Result<T> = std::result::Result<T, Usage>;
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// Runs the command line of this process on `registry`'s scenarios, and returns the exit code:
+/// 0 no failure, 1 a failure (or a limit, or an incomplete search), 2 a usage or input error.
+pub fn main(registry: Registry) -> ExitCode {
+    run(&registry, std::env::args_os())
+}
+
+/// Runs the command line `args` (the program name first, as in [`std::env::args_os`]) on
+/// `registry`'s scenarios, in this process: what [`main`] does, for tests and wrappers. Output
+/// goes to this process's standard output and error.
+pub fn run<I, T>(registry: &Registry, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
             use clap::error::ErrorKind;
@@ -69,11 +86,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::List(args) => list::list(&args),
-        Command::Run(args) => run::run(&args),
-        Command::Explore(args) => explore::explore(&args),
-        Command::Replay(args) => replay::replay(&args),
-        Command::Shrink(args) => shrink::shrink(&args),
+        Command::List(args) => list::list(registry, &args),
+        Command::Run(args) => run::run(registry, &args),
+        Command::Explore(args) => explore::explore(registry, &args),
+        Command::Replay(args) => replay::replay(registry, &args),
+        Command::Shrink(args) => shrink::shrink(registry, &args),
         Command::Merge(args) => merge::merge(&args),
     };
     match result {
@@ -97,8 +114,8 @@ fn seed_strategy(strategy: StrategySpec) -> Result<StrategySpec> {
 }
 
 /// The target of the command line, with the swarm on where the strategy swarms.
-fn target(args: &TargetArgs, strategy: StrategySpec) -> Result<Target> {
-    let mut target = Target::new(&args.scenario, args.variant.as_deref())?;
+fn target(registry: &Registry, args: &TargetArgs, strategy: StrategySpec) -> Result<Target> {
+    let mut target = registry.target(&args.scenario, args.variant.as_deref())?;
     target.set_params(&args.params)?;
     Ok(target.with_swarm(strategy.swarms() && !args.no_swarm))
 }

@@ -3,13 +3,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use scenarios::{Target, schedule_strategy};
+use crate::{Registry, schedule_strategy};
 use sim_core::{Config, Outcome, Replay, Simulation, Verdict};
 
-use crate::args::{ReplayArgs, TargetArgs};
-use crate::output::{document, finish, report_doc, run_doc};
-use crate::sinks::{Sinks, read_schedule};
-use crate::{Result, Usage, seed_strategy, target};
+use super::args::{ReplayArgs, TargetArgs};
+use super::output::{document, finish, report_doc, run_doc};
+use super::sinks::{Sinks, read_schedule};
+use super::{Result, Usage, seed_strategy, target};
 
 fn looks_like_a_file(what: &str) -> bool {
     Path::new(what).is_file()
@@ -18,22 +18,23 @@ fn looks_like_a_file(what: &str) -> bool {
         || what.ends_with(".schedule")
 }
 
-pub(crate) fn replay(args: &ReplayArgs) -> Result<bool> {
+pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
     let from_file = looks_like_a_file(&args.what);
     let (target, strategy, schedule) = if from_file {
         if args.seed.is_some() || args.variant.is_some() || !args.params.is_empty() {
             return Err(Usage("a schedule file names its own scenario, variant, parameters and seed: drop --seed, --variant and --param".to_string()));
         }
         let schedule = read_schedule(Path::new(&args.what))?;
-        let target = Target::from_schedule(&schedule)?;
+        let target = registry.target_from_schedule(&schedule)?;
         let strategy = schedule_strategy(&schedule)?;
         (target, strategy, Some(schedule))
     } else {
         let Some(_) = args.seed else {
             // An unknown scenario is the better message when the name is wrong.
-            Target::new(&args.what, args.variant.as_deref())?;
+            registry.target(&args.what, args.variant.as_deref())?;
             return Err(Usage(format!(
-                "kdst replay {}: which seed? add --seed N (or give a schedule file)",
+                "{} replay {}: which seed? add --seed N (or give a schedule file)",
+                registry.command_line(),
                 args.what
             )));
         };
@@ -44,7 +45,7 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<bool> {
             params: args.params.clone(),
             no_swarm: args.no_swarm,
         };
-        (target(&target_args, strategy)?, strategy, None)
+        (target(registry, &target_args, strategy)?, strategy, None)
     };
     let mut sinks = Sinks::open(&args.output)?;
     let mut sim = Simulation::new(strategy.config(Config::default()));

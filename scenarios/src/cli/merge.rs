@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use sim_core::ExploreSummary;
 
-use crate::args::MergeArgs;
-use crate::output::{Document, ReportDoc, SCHEMA, finish};
-use crate::{Result, Usage};
+use super::args::MergeArgs;
+use super::output::{Document, ReportDoc, SCHEMA, finish};
+use super::{Result, Usage};
 
 pub(crate) fn merge(args: &MergeArgs) -> Result<bool> {
     let mut merged: Option<Document> = None;

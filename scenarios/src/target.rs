@@ -1,6 +1,6 @@
-//! A scenario run picked by name: the target of `kdst run`, `kdst explore` and `kdst replay`,
-//! the swarm's per-seed parameters, schedule files that name their scenario, and the failure
-//! report.
+//! A scenario run: the target of `kdst run`, `kdst explore` and `kdst replay`, the swarm's
+//! per-seed parameters, schedule files that name their scenario, the failure report, and a
+//! [`Check`] over a scenario in `cargo test`.
 //!
 //! A [`Target`] is a scenario, a variant and parameters. Parameters given explicitly are pinned;
 //! with the swarm on (the portfolio's default, see [`Params::swarm`]) each seed draws the others
@@ -9,11 +9,12 @@
 
 use std::fmt::{self, Write as _};
 use std::path::Path;
+use std::sync::Arc;
 
 use sim_core::strategy::StrategySpec;
-use sim_core::{Outcome, Schedule, Simulation};
+use sim_core::{Check, CheckReport, Outcome, Schedule, Simulation};
 
-use crate::{Expect, ParamError, Params, Scenario, Variant};
+use crate::{Expect, ParamError, Params, Registry, Scenario, Variant};
 
 /// What could not be resolved into a [`Target`]. Each renders as one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub enum TargetError {
         name: String,
         /// The closest registered name, if one is close.
         suggestion: Option<String>,
+        /// The command that lists the scenarios (`kdst list`).
+        list: String,
     },
     /// The scenario has no such variant.
     UnknownVariant {
@@ -47,11 +50,11 @@ pub enum TargetError {
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TargetError::UnknownScenario { name, suggestion } => {
+            TargetError::UnknownScenario { name, suggestion, list } => {
                 write!(f, "unknown scenario {name:?}")?;
                 match suggestion {
-                    Some(close) => write!(f, " (did you mean {close:?}? `kdst list` shows all)"),
-                    None => write!(f, " (`kdst list` shows the scenarios)"),
+                    Some(close) => write!(f, " (did you mean {close:?}? `{list}` shows all)"),
+                    None => write!(f, " (`{list}` shows the scenarios)"),
                 }
             }
             TargetError::UnknownVariant { scenario, name, suggestion, known } => {
@@ -78,12 +81,18 @@ impl From<ParamError> for TargetError {
     }
 }
 
-/// A scenario, one of its variants, and parameters.
+/// A scenario, one of its variants, and parameters; and, when it came from a [`Registry`], the
+/// command that replays it.
+#[derive(Clone)]
 pub struct Target {
-    scenario: Box<dyn Scenario>,
+    scenario: Arc<dyn Scenario>,
     variant: &'static Variant,
     params: Params,
     swarm: bool,
+    /// The command line of the CLI that knows this scenario (`kdst`), if any.
+    command: Option<Arc<str>>,
+    /// Whether `kdst-tests`' scenario replay test can run it (a built-in scenario).
+    cargo_test: bool,
 }
 
 impl fmt::Debug for Target {
@@ -98,28 +107,44 @@ impl fmt::Debug for Target {
 }
 
 impl Target {
-    /// The scenario named `scenario` with `variant` (its first, buggy, variant when `None`), at
-    /// its default parameters, without the swarm.
+    /// The built-in scenario named `scenario` with `variant` (its first, buggy, variant when
+    /// `None`), at its default parameters, without the swarm: [`Registry::target`] of
+    /// [`Registry::builtin`].
     ///
     /// # Errors
     /// An unknown scenario or variant, with the closest name when one is close.
     pub fn new(scenario: &str, variant: Option<&str>) -> Result<Target, TargetError> {
-        let Some(found) = crate::find(scenario) else {
-            let names: Vec<&'static str> = crate::all().iter().map(|s| s.name()).collect();
-            return Err(TargetError::UnknownScenario {
-                name: scenario.to_string(),
-                suggestion: closest(scenario, &names).map(str::to_string),
-            });
-        };
-        let variants = found.variants();
+        Registry::builtin().target(scenario, variant)
+    }
+
+    /// Any scenario value with `variant` (its first when `None`), at its default parameters,
+    /// without the swarm. Its report prints no replay command (no CLI knows it): the schedule
+    /// file replays it, and [`Target::check`] prints its `cargo test` replay line.
+    ///
+    /// # Errors
+    /// An unknown variant, with the closest name when one is close.
+    pub fn of(
+        scenario: impl Scenario + 'static,
+        variant: Option<&str>,
+    ) -> Result<Target, TargetError> {
+        Target::of_shared(Arc::new(scenario), variant)
+    }
+
+    pub(crate) fn of_shared(
+        scenario: Arc<dyn Scenario>,
+        variant: Option<&str>,
+    ) -> Result<Target, TargetError> {
+        let variants = scenario.variants();
         let variant = match variant {
-            None => &variants[0],
-            Some(name) => match found.variant(name) {
+            None => variants.first().ok_or_else(|| {
+                TargetError::Schedule(format!("scenario {} has no variants", scenario.name()))
+            })?,
+            Some(name) => match scenario.variant(name) {
                 Some(variant) => variant,
                 None => {
                     let known: Vec<&'static str> = variants.iter().map(|v| v.name).collect();
                     return Err(TargetError::UnknownVariant {
-                        scenario: found.name(),
+                        scenario: scenario.name(),
                         name: name.to_string(),
                         suggestion: closest(name, &known).map(str::to_string),
                         known,
@@ -127,8 +152,15 @@ impl Target {
                 }
             },
         };
-        let params = Params::defaults(found.as_ref());
-        Ok(Target { scenario: found, variant, params, swarm: false })
+        let params = Params::defaults(scenario.as_ref());
+        Ok(Target { scenario, variant, params, swarm: false, command: None, cargo_test: false })
+    }
+
+    /// The same target, replayed by the CLI that `command` runs.
+    pub(crate) fn replayed_by(mut self, command: &str, cargo_test: bool) -> Self {
+        self.command = Some(command.into());
+        self.cargo_test = cargo_test;
+        self
     }
 
     /// Sets parameters from `name=value` texts (pinned: the swarm keeps them).
@@ -187,12 +219,37 @@ impl Target {
     /// parameters.
     pub fn setup(&self) {
         let params = self.params_for(sim_core::seed());
-        self.scenario.setup(self.variant.name, &params);
+        self.scenario.setup(self.variant, &params);
     }
 
     /// Runs seed `seed` on `sim` (with whatever strategy `sim` has).
     pub fn run(&self, sim: &mut Simulation, seed: u64) -> Outcome {
         sim.run(seed, || self.setup())
+    }
+
+    /// Runs `check` (a `cargo test` harness over many seeds) on this target: with the swarm on,
+    /// each seed draws its parameters, and a failure's report prints the ones it drew, so the
+    /// printed `SIM_SEED` or `SIM_SCHEDULE` line replays the same configuration.
+    ///
+    /// # Panics
+    /// As [`Check::run`]: on a failure, a limit, nondeterminism or a malformed `SIM_*` variable.
+    pub fn check(&self, check: Check) -> CheckReport {
+        let (target, described) = (self.clone(), self.clone());
+        check
+            .describe_seed(move |seed| {
+                let swarm = if described.swarm {
+                    " (swarm: drawn from the seed where not set)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} {}: params {}{swarm}",
+                    described.scenario.name(),
+                    described.variant.name,
+                    described.params_for(seed)
+                )
+            })
+            .run(move || target.setup())
     }
 
     /// Whether `outcome` is what this variant is expected to do: a fixed variant completes; a
@@ -223,24 +280,17 @@ impl Target {
         schedule
     }
 
-    /// The target a schedule file was written for, with its parameters pinned as they ran.
+    /// The built-in target a schedule file was written for, with its parameters pinned as
+    /// they ran: [`Registry::target_from_schedule`] of [`Registry::builtin`].
     ///
     /// # Errors
     /// A schedule of no registered scenario, or one without a valid variant or parameters.
     pub fn from_schedule(schedule: &Schedule) -> Result<Target, TargetError> {
-        let lookup =
-            |key: &str| schedule.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let mut target = match Target::new(&schedule.test, lookup("variant")) {
-            Ok(target) => target,
-            Err(TargetError::UnknownScenario { .. }) => {
-                return Err(TargetError::Schedule(format!(
-                    "the schedule belongs to {:?}, which is not a kdst scenario (a schedule \
-                     written by a cargo test replays with SIM_SEED, or with its own program)",
-                    schedule.test
-                )));
-            }
-            Err(error) => return Err(TargetError::Schedule(format!("the schedule: {error}"))),
-        };
+        Registry::builtin().target_from_schedule(schedule)
+    }
+
+    /// Pins the parameters a schedule file records.
+    pub(crate) fn pin_schedule_params(&mut self, schedule: &Schedule) -> Result<(), TargetError> {
         for (name, value) in &schedule.params {
             if name == "variant" || name == "strategy" {
                 continue;
@@ -250,12 +300,11 @@ impl Target {
                     "the schedule's parameter {name}={value:?} is not a number"
                 ))
             })?;
-            target
-                .params
+            self.params
                 .set(name, number)
                 .map_err(|error| TargetError::Schedule(format!("the schedule: {error}")))?;
         }
-        Ok(target)
+        Ok(())
     }
 
     /// A name for files and tests: `scenario.variant`.
@@ -263,10 +312,17 @@ impl Target {
         format!("{}.{}", self.scenario.name(), self.variant.name)
     }
 
-    /// The `kdst replay` command line for seed `seed` under `strategy`.
-    pub fn replay_command(&self, seed: u64, strategy: StrategySpec) -> String {
+    /// The `kdst replay FILE` command line for a schedule file, if a CLI knows this target.
+    pub fn replay_file_command(&self, file: &Path) -> Option<String> {
+        Some(format!("{} replay {}", self.command.as_deref()?, file.display()))
+    }
+
+    /// The `kdst replay` command line for seed `seed` under `strategy` (starting with the
+    /// registry's command), if a CLI knows this target.
+    pub fn replay_command(&self, seed: u64, strategy: StrategySpec) -> Option<String> {
+        let program = self.command.as_deref()?;
         let mut command = format!(
-            "kdst replay {} --variant {} --seed {seed} --strategy {strategy}",
+            "{program} replay {} --variant {} --seed {seed} --strategy {strategy}",
             self.scenario.name(),
             self.variant.name
         );
@@ -275,11 +331,15 @@ impl Target {
                 let _ = write!(command, " --param {name}={value}");
             }
         }
-        command
+        Some(command)
     }
 
-    /// The `cargo test` command that replays seed `seed` in the scenario replay test.
-    pub fn cargo_test_command(&self, seed: u64, strategy: StrategySpec) -> String {
+    /// The `cargo test` command that replays seed `seed` in `kdst-tests`' scenario replay test,
+    /// if that test can run this target (a built-in scenario).
+    pub fn cargo_test_command(&self, seed: u64, strategy: StrategySpec) -> Option<String> {
+        if !self.cargo_test {
+            return None;
+        }
         let mut vars = format!(
             "SIM_SCENARIO={} SIM_VARIANT={} SIM_SEED={seed} SIM_STRATEGY={strategy}",
             self.scenario.name(),
@@ -295,9 +355,9 @@ impl Target {
         if !pinned.is_empty() {
             let _ = write!(vars, " SIM_PARAMS={}", pinned.join(","));
         }
-        format!(
+        Some(format!(
             "{vars} cargo test -p kdst-tests --test it scenario_replay::scenario_replay -- --exact --nocapture"
-        )
+        ))
     }
 
     /// The failure report of the run that just ended on `sim`: scenario, variant, parameters,
@@ -333,14 +393,20 @@ impl Target {
                 let _ = writeln!(out, "\ncompleted");
             }
         }
+        if self.command.is_none() {
+            return out;
+        }
         out.push_str("\nreplay:\n");
-        if let Some(file) = schedule_file {
-            let _ = writeln!(out, "  kdst replay {}", file.display());
+        if let Some(command) = schedule_file.and_then(|file| self.replay_file_command(file)) {
+            let _ = writeln!(out, "  {command}");
         }
         // A seed names a run only for the seed-driven strategies; a dfs run is its schedule.
         if strategy.replays_from_seed() {
-            let _ = writeln!(out, "  {}", self.replay_command(seed, strategy));
-            let _ = writeln!(out, "  {}", self.cargo_test_command(seed, strategy));
+            let commands =
+                [self.replay_command(seed, strategy), self.cargo_test_command(seed, strategy)];
+            for command in commands.into_iter().flatten() {
+                let _ = writeln!(out, "  {command}");
+            }
         }
         out
     }

@@ -5,12 +5,12 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use scenarios::Target;
+use crate::Target;
 use sim_core::{Schedule, Simulation};
 
-use crate::args::OutputArgs;
-use crate::output::Document;
-use crate::{Result, Usage};
+use super::args::OutputArgs;
+use super::output::Document;
+use super::{Result, Usage};
 
 /// Messages a Mermaid diagram shows before it says how many it left out.
 const MERMAID_MESSAGES: usize = 120;

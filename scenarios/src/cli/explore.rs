@@ -10,27 +10,27 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use scenarios::Target;
+use crate::{Registry, Target};
 use sim_core::strategy::StrategySpec;
 use sim_core::{
     Config, ExploreSummary, Explorer, FailureKind, FoundFailure, Replay, Schedule, Simulation,
     shrink,
 };
 
-use crate::args::{ExploreArgs, Format};
-use crate::output::{self, DfsDoc, document, finish, report_doc};
-use crate::sinks::{Sinks, check_writable, save, shrink_budget, write_json};
-use crate::{Result, Usage, target};
+use super::args::{ExploreArgs, Format};
+use super::output::{self, DfsDoc, document, finish, report_doc};
+use super::sinks::{Sinks, check_writable, save, shrink_budget, write_json};
+use super::{Result, Usage, target};
 
 /// The first failing schedule of each distinct failure a systematic search found: a seed does
 /// not name a run there, so the search keeps the schedule (one per distinct failure, so memory
 /// stays bounded by the failures, not the runs).
 type Kept = Mutex<BTreeMap<(FailureKind, Option<String>, String), Schedule>>;
 
-pub(crate) fn explore(args: &ExploreArgs) -> Result<bool> {
+pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     let strategy = args.strategy;
     check_flags(args, strategy)?;
-    let target = target(&args.target, strategy)?;
+    let target = target(registry, &args.target, strategy)?;
     let mut sinks = Sinks::open(&args.output)?;
     if let Some(path) = &args.json_out {
         check_writable(path)?;

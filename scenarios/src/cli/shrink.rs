@@ -2,17 +2,17 @@
 
 use std::fs::File;
 
-use scenarios::{Target, schedule_strategy};
+use crate::{Registry, schedule_strategy};
 use sim_core::{Config, Replay, Simulation, Verdict, shrink as shrink_schedule};
 
-use crate::args::ShrinkArgs;
-use crate::output::{self, document, finish, report_doc, run_doc};
-use crate::sinks::{read_schedule, shrink_budget};
-use crate::{Result, Usage};
+use super::args::ShrinkArgs;
+use super::output::{self, document, finish, report_doc, run_doc};
+use super::sinks::{read_schedule, shrink_budget};
+use super::{Result, Usage};
 
-pub(crate) fn shrink(args: &ShrinkArgs) -> Result<bool> {
+pub(crate) fn shrink(registry: &Registry, args: &ShrinkArgs) -> Result<bool> {
     let schedule = read_schedule(&args.file)?;
-    let target = Target::from_schedule(&schedule)?;
+    let target = registry.target_from_schedule(&schedule)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let name = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("schedule");
         let stem = name.strip_suffix(".schedule").unwrap_or(name);
@@ -46,14 +46,12 @@ pub(crate) fn shrink(args: &ShrinkArgs) -> Result<bool> {
         Some(output::preemptions(&shrunk)),
         report,
     ));
+    let replay = target.replay_file_command(&out).unwrap_or_default();
     let text = format!(
-        "{shrunk}\n{}\nshrunk schedule written to {}\nreplay: kdst replay {}\n",
+        "{shrunk}\n{}\nshrunk schedule written to {}\nreplay: {replay}\n",
         shrunk.failure,
         out.display(),
-        out.display()
     );
     finish(args.format, &document, &text, &[]);
     Ok(false)
 }
-
-// ---- merge ----

@@ -2,13 +2,13 @@
 
 use std::fmt::Write as _;
 
-use scenarios::Expect;
+use crate::{Expect, Registry, Scenario};
 
-use crate::Result;
-use crate::args::{Format, ListArgs};
+use super::Result;
+use super::args::{Format, ListArgs};
 
-pub(crate) fn list(args: &ListArgs) -> Result<bool> {
-    let scenarios = scenarios::all();
+pub(crate) fn list(registry: &Registry, args: &ListArgs) -> Result<bool> {
+    let scenarios: Vec<&dyn Scenario> = registry.iter().collect();
     if args.format == Format::Json {
         let list: Vec<serde_json::Value> = scenarios
             .iter()
@@ -26,7 +26,7 @@ pub(crate) fn list(args: &ListArgs) -> Result<bool> {
                         },
                     })).collect::<Vec<_>>(),
                     "params": scenario.params().iter().map(|p| serde_json::json!({
-                        "name": p.name, "summary": p.summary, "unit": p.unit,
+                        "name": p.name, "summary": p.summary, "unit": p.unit.symbol(),
                         "default": p.default, "min": p.min, "max": p.max, "swarm": p.swarm,
                     })).collect::<Vec<_>>(),
                 })
@@ -68,5 +68,3 @@ pub(crate) fn list(args: &ListArgs) -> Result<bool> {
     print!("{out}");
     Ok(true)
 }
-
-// ---- run ----

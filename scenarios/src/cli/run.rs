@@ -4,14 +4,15 @@ use std::fmt::Write as _;
 
 use sim_core::{Config, Outcome, Simulation, Verdict};
 
-use crate::args::RunArgs;
-use crate::output::{document, finish, report_doc, run_doc};
-use crate::sinks::{Sinks, save};
-use crate::{Result, seed_strategy, target};
+use super::args::RunArgs;
+use super::output::{document, finish, report_doc, run_doc};
+use super::sinks::{Sinks, save};
+use super::{Result, seed_strategy, target};
+use crate::Registry;
 
-pub(crate) fn run(args: &RunArgs) -> Result<bool> {
+pub(crate) fn run(registry: &Registry, args: &RunArgs) -> Result<bool> {
     let strategy = seed_strategy(args.strategy)?;
-    let target = target(&args.target, strategy)?;
+    let target = target(registry, &args.target, strategy)?;
     let mut sinks = Sinks::open(&args.output)?;
     let mut sim = Simulation::new(strategy.config(Config::default()));
     sim.set_strategy(strategy.build());
