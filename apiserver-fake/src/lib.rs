@@ -78,7 +78,7 @@ pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
 pub use namespace::{NamespaceConfig, NamespaceController};
 pub use object::{
     FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectJsonError, ObjectMeta,
-    OwnerReference, Time, merge_patch, parse_manifests,
+    OwnerReference, Time, TimeParseError, merge_patch, parse_manifests,
 };
 pub use selector::{Selector, SelectorError};
 pub use server::{

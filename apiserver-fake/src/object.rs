@@ -172,9 +172,8 @@ impl Time {
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid timestamp {text:?}: expected RFC 3339, e.g. 2026-01-01T00:00:00Z");
+    pub fn parse(text: &str) -> Result<Self, TimeParseError> {
+        let bad = || TimeParseError { text: text.to_string() };
         let bytes = text.as_bytes();
         if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
             return Err(bad());
@@ -182,7 +181,7 @@ impl Time {
         if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
             return Err(bad());
         }
-        let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        let num = |range: std::ops::Range<usize>| -> Result<i64, TimeParseError> {
             let part = &text[range];
             if part.bytes().all(|b| b.is_ascii_digit()) {
                 Ok(part.parse().unwrap_or(0))
@@ -384,6 +383,22 @@ pub struct ObjectJsonError {
     /// The decoder's message, e.g. `invalid type: string "x", expected a sequence`.
     pub message: String,
 }
+
+/// A timestamp that is not RFC 3339 ([`Time::parse`]); it prints as
+/// `invalid timestamp "…": expected RFC 3339, e.g. 2026-01-01T00:00:00Z`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeParseError {
+    /// The text that was parsed.
+    pub text: String,
+}
+
+impl fmt::Display for TimeParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid timestamp {:?}: expected RFC 3339, e.g. 2026-01-01T00:00:00Z", self.text)
+    }
+}
+
+impl std::error::Error for TimeParseError {}
 
 impl fmt::Display for ObjectJsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

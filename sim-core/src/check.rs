@@ -35,11 +35,12 @@
 //! This module is the only place in sim-core that reads the environment and writes files.
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::strategy::StrategySpec;
-use crate::{Config, Outcome, Replay, Schedule, Simulation, Trace, shrink};
+use crate::{Config, Outcome, Replay, Schedule, Simulation, Trace, shrink, systematic};
 
 /// A simulation check over many seeds, for `#[test]` functions.
 #[derive(Clone, Debug)]
@@ -243,19 +244,18 @@ impl Check {
         let config = spec.config(self.config.clone());
         let dfs = spec.dfs(self.max_schedules).expect("a systematic strategy");
         let mut sim = Simulation::new(config.clone());
-        sim.set_strategy(Box::new(dfs.clone()));
         let mut steps = 0;
-        while !dfs.is_complete() && !dfs.limit_reached() {
-            let outcome = sim.run(0, setup);
+        let keep = |sim: &Simulation, outcome: Outcome| {
             steps += sim.trace().len() as u64;
-            dfs.record_outcome(&outcome);
             if let Some(reason) = dfs.stopped() {
                 panic!("kdst: {} (strategy {spec}): {reason}", self.name);
             }
             if outcome != Outcome::Completed {
-                panic!("{}", self.report(&sim, spec, &config, &outcome, setup));
+                panic!("{}", self.report(sim, spec, &config, &outcome, setup));
             }
-        }
+            ControlFlow::Continue(())
+        };
+        systematic::search(&mut sim, &dfs, None, |sim| sim.run(0, setup), keep);
         if !dfs.is_complete() {
             panic!(
                 "kdst: {} (strategy {spec}) did not check every schedule: {} (raise \

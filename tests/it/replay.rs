@@ -219,3 +219,66 @@ fn encoding_is_compact_and_stable() {
     insta::assert_snapshot!(text);
     assert_eq!(Schedule::decode(&text), Ok(schedule));
 }
+
+/// Every kind of divergence prints the text it always printed (after "nondeterminism at step N:
+/// " in a failure): snapshots and the CLI's output compare it.
+#[test]
+fn divergence_texts() {
+    use sim_core::TaskId;
+    use sim_core::strategy::Divergence;
+    let cases = [
+        (
+            Divergence::ScheduleEnded { steps: 4, runnable: vec![TaskId(2), TaskId(0)] },
+            "the schedule ends after 4 steps but the program is still running (runnable tasks: \
+             [0, 2])",
+        ),
+        (
+            Divergence::NotRunnable { task: TaskId(3), runnable: vec![TaskId(1), TaskId(0)] },
+            "the schedule runs task 3 but the runnable tasks are [0, 1]",
+        ),
+        (
+            Divergence::DrawMismatch { bound: 3, step: 7, index: 1, value: 2, at: 5 },
+            "the program draws a value below 3 at step 7, but the schedule's draw 1 is 2 at step 5",
+        ),
+        (
+            Divergence::DrawsExhausted { bound: 3, step: 7, draws: 2 },
+            "the program draws a value below 3 at step 7, but the schedule has only 2 draws",
+        ),
+        (
+            Divergence::ScheduleNotUsedUp { steps: 5, scheduled: 9 },
+            "the program finished after 5 steps but the schedule has 9",
+        ),
+        (
+            Divergence::DfsPath {
+                what: "the search's path has X here, but this run has Y".to_string(),
+                schedule: 6,
+                first_seed: Some(0),
+                seed: 0,
+            },
+            "the search's path has X here, but this run has Y, in schedule 6 of a dfs search (the \
+             program under test is not a function of its schedule, or another program runs under \
+             the same Dfs)",
+        ),
+        (
+            Divergence::DfsPath {
+                what: "W".to_string(),
+                schedule: 1,
+                first_seed: Some(0),
+                seed: 4,
+            },
+            "W, in schedule 1 of a dfs search (the program under test is not a function of its \
+             schedule, or another program runs under the same Dfs); note: the search began with \
+             seed 0 but this run has seed 4: every run of a search must use the same seed",
+        ),
+        (
+            Divergence::DfsStopped { reason: "R".to_string() },
+            "this dfs search stopped after nondeterminism (R); start a new Dfs",
+        ),
+        (Divergence::GuidedSwitch, "a guided switch does not fit"),
+    ];
+    for (divergence, text) in cases {
+        assert_eq!(divergence.to_string(), text);
+        let error: &dyn std::error::Error = &divergence;
+        assert_eq!(error.to_string(), text);
+    }
+}

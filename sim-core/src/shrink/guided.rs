@@ -357,7 +357,7 @@ impl Directed {
         };
         // The run up to here is the one the switch was planned in, so it fits; if it does not,
         // the program is not deterministic: end the candidate.
-        let task = task.ok_or_else(|| Divergence("a guided switch does not fit".to_string()))?;
+        let task = task.ok_or(Divergence::GuidedSwitch)?;
         self.demoted.retain(|&(demoted, _)| demoted != task && Some(demoted) != choice.current);
         if let Some(current) = choice.current.filter(|&current| current != task) {
             let until = if switch.delay { self.partner(current) } else { None };

@@ -39,14 +39,139 @@ pub struct Choice<'a> {
 }
 
 /// A schedule that does not fit the program: the program under test or the simulator is
-/// nondeterministic, or the schedule belongs to another program.
+/// nondeterministic, or the schedule belongs to another program. Its text ([`fmt::Display`])
+/// follows "nondeterminism at step N: " in the run's failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Divergence(pub String);
+pub enum Divergence {
+    /// A strict replay's schedule ran out of steps while the program still runs.
+    ScheduleEnded {
+        /// The steps the schedule has.
+        steps: u64,
+        /// The tasks runnable at the step past the schedule's end.
+        runnable: Vec<TaskId>,
+    },
+    /// A strict replay's schedule runs a task that is not runnable at this step.
+    NotRunnable {
+        /// The task the schedule runs.
+        task: TaskId,
+        /// The tasks runnable instead.
+        runnable: Vec<TaskId>,
+    },
+    /// A strict replay's schedule has another draw here: at another step, or out of the
+    /// program's bound.
+    DrawMismatch {
+        /// The program's draw: a value below `bound`…
+        bound: u64,
+        /// … at this step.
+        step: u64,
+        /// The index of the schedule's draw.
+        index: u64,
+        /// The schedule's value.
+        value: u64,
+        /// The step of the schedule's draw.
+        at: u64,
+    },
+    /// The program draws more values than a strict replay's schedule has.
+    DrawsExhausted {
+        /// The program's draw: a value below `bound`…
+        bound: u64,
+        /// … at this step.
+        step: u64,
+        /// The draws the schedule has.
+        draws: u64,
+    },
+    /// The program finished before a strict replay's schedule was used up.
+    ScheduleNotUsedUp {
+        /// The steps the program ran.
+        steps: u64,
+        /// The steps the schedule has.
+        scheduled: u64,
+    },
+    /// A run of a [`Dfs`] search does not fit the path that led to it; the search stops.
+    DfsPath {
+        /// What the path has here and what the run has instead, in words.
+        what: String,
+        /// The index of the run in the search (0-based).
+        schedule: u64,
+        /// The seed of the search's first run, if it had one.
+        first_seed: Option<u64>,
+        /// The seed of this run.
+        seed: u64,
+    },
+    /// A run of a [`Dfs`] search that stopped after nondeterminism earlier.
+    DfsStopped {
+        /// Why the search stopped: the text of the divergence that stopped it.
+        reason: String,
+    },
+    /// A guided shrink's planned switch does not fit the run (the program is not deterministic).
+    GuidedSwitch,
+}
 
 impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Divergence::ScheduleEnded { steps, runnable } => write!(
+                f,
+                "the schedule ends after {steps} steps but the program is still running \
+                 (runnable tasks: {})",
+                task_list(runnable)
+            ),
+            Divergence::NotRunnable { task, runnable } => write!(
+                f,
+                "the schedule runs task {} but the runnable tasks are {}",
+                task.0,
+                task_list(runnable)
+            ),
+            Divergence::DrawMismatch { bound, step, index, value, at } => write!(
+                f,
+                "the program draws a value below {bound} at step {step}, but the schedule's \
+                 draw {index} is {value} at step {at}"
+            ),
+            Divergence::DrawsExhausted { bound, step, draws } => write!(
+                f,
+                "the program draws a value below {bound} at step {step}, but the schedule has \
+                 only {draws} draws"
+            ),
+            Divergence::ScheduleNotUsedUp { steps, scheduled } => {
+                write!(
+                    f,
+                    "the program finished after {steps} steps but the schedule has {scheduled}"
+                )
+            }
+            Divergence::DfsPath { what, schedule, first_seed, seed } => {
+                write!(
+                    f,
+                    "{what}, in schedule {schedule} of a dfs search (the program under test is \
+                     not a function of its schedule, or another program runs under the same Dfs)"
+                )?;
+                if let Some(first) = first_seed
+                    && first != seed
+                {
+                    write!(
+                        f,
+                        "; note: the search began with seed {first} but this run has seed \
+                         {seed}: every run of a search must use the same seed"
+                    )?;
+                }
+                Ok(())
+            }
+            Divergence::DfsStopped { reason } => write!(
+                f,
+                "this dfs search stopped after nondeterminism ({reason}); start a new Dfs"
+            ),
+            Divergence::GuidedSwitch => f.write_str("a guided switch does not fit"),
+        }
     }
+}
+
+impl std::error::Error for Divergence {}
+
+/// Task ids sorted, as `[0, 2, 3]`.
+fn task_list(tasks: &[TaskId]) -> String {
+    let mut ids: Vec<u32> = tasks.iter().map(|task| task.0).collect();
+    ids.sort_unstable();
+    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+    format!("[{}]", ids.join(", "))
 }
 
 /// Picks the next task at each step and the value of each strategy-controlled draw.

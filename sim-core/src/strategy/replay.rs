@@ -61,22 +61,18 @@ impl Strategy for Replay {
         let Some(&expected) = self.steps.get(choice.step as usize) else {
             return match self.mode {
                 ReplayMode::Lenient => Ok(Replay::fallback(choice)),
-                ReplayMode::Strict => Err(Divergence(format!(
-                    "the schedule ends after {} steps but the program is still running \
-                     (runnable tasks: {})",
-                    self.steps.len(),
-                    list(choice.runnable)
-                ))),
+                ReplayMode::Strict => Err(Divergence::ScheduleEnded {
+                    steps: self.steps.len() as u64,
+                    runnable: choice.runnable.to_vec(),
+                }),
             };
         };
         match choice.runnable.iter().position(|&task| task == expected) {
             Some(index) => Ok(index),
             None if self.mode == ReplayMode::Lenient => Ok(Replay::fallback(choice)),
-            None => Err(Divergence(format!(
-                "the schedule runs task {} but the runnable tasks are {}",
-                expected.0,
-                list(choice.runnable)
-            ))),
+            None => {
+                Err(Divergence::NotRunnable { task: expected, runnable: choice.runnable.to_vec() })
+            }
         }
     }
 
@@ -86,33 +82,24 @@ impl Strategy for Replay {
         match recorded {
             Some((at, value)) if at == step && value < bound => Ok(value),
             _ if self.mode == ReplayMode::Lenient => Ok(0),
-            Some((at, value)) => Err(Divergence(format!(
-                "the program draws a value below {bound} at step {step}, but the schedule's \
-                 draw {} is {value} at step {at}",
-                self.next_draw - 1
-            ))),
-            None => Err(Divergence(format!(
-                "the program draws a value below {bound} at step {step}, but the schedule has \
-                 only {} draws",
-                self.draws.len()
-            ))),
+            Some((at, value)) => Err(Divergence::DrawMismatch {
+                bound,
+                step,
+                index: (self.next_draw - 1) as u64,
+                value,
+                at,
+            }),
+            None => Err(Divergence::DrawsExhausted { bound, step, draws: self.draws.len() as u64 }),
         }
     }
 
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
         if self.mode == ReplayMode::Strict && steps < self.steps.len() as u64 {
-            return Err(Divergence(format!(
-                "the program finished after {steps} steps but the schedule has {}",
-                self.steps.len()
-            )));
+            return Err(Divergence::ScheduleNotUsedUp {
+                steps,
+                scheduled: self.steps.len() as u64,
+            });
         }
         Ok(())
     }
-}
-
-fn list(tasks: &[TaskId]) -> String {
-    let mut ids: Vec<u32> = tasks.iter().map(|task| task.0).collect();
-    ids.sort_unstable();
-    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
-    format!("[{}]", ids.join(", "))
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use apiserver_fake::{DeleteOptions, Object, OwnerReference, Time, parse_manifests};
+use apiserver_fake::{
+    DeleteOptions, Object, OwnerReference, Time, TimeParseError, parse_manifests,
+};
 use serde_json::{Value, json};
 use sim_core::{sleep, spawn};
 
@@ -207,4 +209,17 @@ fn objects_serialise_with_kubernetes_field_names() {
             assert_eq!(Object::from_json(json).expect("round trip"), child);
         });
     });
+}
+
+/// A timestamp that is not RFC 3339 is a `TimeParseError` naming the text, printed as before.
+#[test]
+fn time_parse_error_names_the_text() {
+    let error = Time::parse("2026-13-01T00:00:00Z").unwrap_err();
+    assert_eq!(error, TimeParseError { text: "2026-13-01T00:00:00Z".to_string() });
+    assert_eq!(
+        error.to_string(),
+        "invalid timestamp \"2026-13-01T00:00:00Z\": expected RFC 3339, e.g. 2026-01-01T00:00:00Z"
+    );
+    let error: Box<dyn std::error::Error> = Box::new(Time::parse("yesterday").unwrap_err());
+    assert!(error.to_string().starts_with("invalid timestamp \"yesterday\""));
 }

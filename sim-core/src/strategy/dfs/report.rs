@@ -2,8 +2,6 @@
 //! summary, the [`DfsReport`] a driver returns), and the divergence a run that does not fit its
 //! path gets.
 
-use std::fmt::Write as _;
-
 use super::{BoundKind, Dfs, Frame, Point, Search};
 use crate::TaskId;
 use crate::failure::Outcome;
@@ -177,34 +175,24 @@ impl Search {
 
     /// A divergence: the search stops, and the run reports it.
     pub(super) fn diverge(&mut self, what: String) -> Divergence {
-        let mut message = format!(
-            "{what}, in schedule {} of a dfs search (the program under test is not a function \
-             of its schedule, or another program runs under the same Dfs)",
-            self.schedules.saturating_sub(1)
-        );
-        if let Some(first) = self.first_seed
-            && first != self.seed
-        {
-            let _ = write!(
-                message,
-                "; note: the search began with seed {first} but this run has seed {}: \
-                 every run of a search must use the same seed",
-                self.seed
-            );
-        }
+        let divergence = Divergence::DfsPath {
+            what,
+            schedule: self.schedules.saturating_sub(1),
+            first_seed: self.first_seed,
+            seed: self.seed,
+        };
         self.diverged = true;
         if self.stopped.is_none() {
-            self.stopped = Some(message.clone());
+            self.stopped = Some(divergence.to_string());
         }
-        Divergence(message)
+        divergence
     }
 
+    /// The divergence of a run of a search that stopped earlier.
     pub(super) fn stopped_divergence(&mut self) -> Divergence {
         self.diverged = true;
-        let reason = self.stopped.as_deref().unwrap_or_default();
-        Divergence(format!(
-            "this dfs search stopped after nondeterminism ({reason}); start a new Dfs"
-        ))
+        let reason = self.stopped.clone().unwrap_or_default();
+        Divergence::DfsStopped { reason }
     }
 }
 
