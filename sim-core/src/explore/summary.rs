@@ -16,13 +16,13 @@ use crate::failure::Outcome;
 pub enum Ended {
     /// Every seed of the range ran.
     Exhausted,
-    /// Stopped at the first failure ([`Explorer::stop_at_first`]).
+    /// Stopped at the first failure ([`Explorer::stop_at_first`](super::Explorer::stop_at_first)).
     FirstFailure,
     /// The time budget ran out before the range (or the bounded search) did.
     TimeBudget,
     /// A systematic search ran every schedule within its bound.
     Complete,
-    /// A systematic search stopped at its schedule limit ([`Explorer::max_schedules`]) before
+    /// A systematic search stopped at its schedule limit ([`Explorer::max_schedules`](super::Explorer::max_schedules)) before
     /// it completed.
     ScheduleLimit,
 }
