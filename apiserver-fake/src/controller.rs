@@ -58,23 +58,50 @@ pub enum Action {
 
 /// A failed reconcile: requeued with rate-limited backoff.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReconcileError(pub String);
+pub enum ReconcileError {
+    /// A call to the API server failed (`?` on a client call).
+    Api(ApiError),
+    /// The controller's own reason (`?` on a `String`, or built by hand).
+    Other(String),
+}
+
+impl ReconcileError {
+    /// The API error behind this failure, if a call to the API server caused it.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            ReconcileError::Api(error) => Some(error),
+            ReconcileError::Other(_) => None,
+        }
+    }
+}
 
 impl fmt::Display for ReconcileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ReconcileError::Api(error) => error.fmt(f),
+            ReconcileError::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for ReconcileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReconcileError::Api(error) => Some(error),
+            ReconcileError::Other(_) => None,
+        }
     }
 }
 
 impl From<ApiError> for ReconcileError {
     fn from(error: ApiError) -> Self {
-        ReconcileError(error.to_string())
+        ReconcileError::Api(error)
     }
 }
 
 impl From<String> for ReconcileError {
     fn from(message: String) -> Self {
-        ReconcileError(message)
+        ReconcileError::Other(message)
     }
 }
 
