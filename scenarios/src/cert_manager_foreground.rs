@@ -42,9 +42,8 @@ use std::time::Duration;
 
 use apiserver_fake::{
     Action, ApiServer, Cache, Client, ClientConfig, Controller, DeleteOptions, EventType,
-    GarbageCollector, GcConfig, Informer, InformerConfig, KindInfo, Latency, NamespaceConfig,
-    NamespaceController, Object, ObjectKey, OwnerReference, Propagation, ReconcileResult, Registry,
-    ServerConfig, WatchStart,
+    GarbageCollector, GcConfig, Informer, KindInfo, NamespaceConfig, NamespaceController, Object,
+    ObjectKey, OwnerReference, Propagation, ReconcileResult, Registry, ServerConfig, WatchStart,
 };
 use serde_json::json;
 use sim_core::{FailureKind, enter, event, random_duration, sleep, spawn, spawn_daemon};
@@ -103,11 +102,9 @@ const CERTIFICATES: Key<usize> =
 const WORKERS: Key<usize> =
     Key::count("workers", "workers per cert-manager controller", 2).range(1, 10).swarm(&[1, 2, 4]);
 
-/// The most a watch event takes to reach an informer cache.
-const CACHE_LATENCY: Key<Duration> =
-    Key::millis("cache-latency-ms", "the most a watch event takes to reach an informer cache", 5)
-        .range(0, 1_000)
-        .swarm(&[0, 5, 50]);
+/// The shared `cache-lag-us` (see [`crate::CACHE_LAG`]), with this scenario's range (up to 1 s)
+/// and a third swarm value (50 ms), long enough for a stale read across a whole reconcile.
+const CACHE_LAG: Key<Duration> = crate::CACHE_LAG.range(0, 1_000_000).swarm(&[0, 5_000, 50_000]);
 
 /// How long the issuer takes to sign a new CertificateRequest.
 const SIGN_DELAY: Key<Duration> = Key::millis(
@@ -138,7 +135,7 @@ const PARAMS: &[Param] = &[
     FINALIZER_DELAY_MAX.param,
     CERTIFICATES.param,
     WORKERS.param,
-    CACHE_LATENCY.param,
+    CACHE_LAG.param,
     SIGN_DELAY.param,
     DELETION_BOUND.param,
     E2E_CHECK.param,
@@ -179,8 +176,7 @@ impl Scenario for ForegroundDeletion {
         if variant.is(&NAMESPACE_DELETE) {
             NamespaceController::start(&client("namespace-controller"), NamespaceConfig::default());
         }
-        let latency = Latency::range(Duration::ZERO, params.get(CACHE_LATENCY));
-        let config = InformerConfig::default().with_delivery_delay(latency);
+        let config = crate::informer_config_with(params, CACHE_LAG);
         let cm = client("cert-manager");
         let informer = |kind: &str, api: &str| {
             Informer::new(

@@ -33,8 +33,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use apiserver_fake::{
-    Action, ApiServer, Client, ClientConfig, Controller, DeleteOptions, Informer, InformerConfig,
-    Latency, Notification, Object, ObjectKey, ReconcileResult,
+    Action, ApiServer, Client, ClientConfig, Controller, DeleteOptions, Informer, Notification,
+    Object, ObjectKey, ReconcileResult,
 };
 use serde_json::{Value, json};
 use sim_core::sync::RwLock;
@@ -159,16 +159,11 @@ const CHURN: Key<usize> =
         .range(0, 20)
         .swarm(&[1, 2, 5]);
 
-/// The informer's watch delivery delay, drawn from 0..=delivery-ms per event.
-const DELIVERY: Key<Duration> = Key::millis(
-    "delivery-ms",
-    "the informer's watch delivery delay, drawn from 0..=delivery-ms per event",
-    5,
-)
-.range(0, 1_000)
-.swarm(&[0, 5, 50]);
+/// The shared `cache-lag-us` (see [`crate::CACHE_LAG`]), up to 1 s, with a third swarm value
+/// (50 ms).
+const CACHE_LAG: Key<Duration> = crate::CACHE_LAG.range(0, 1_000_000).swarm(&[0, 5_000, 50_000]);
 
-const PARAMS: &[Param] = &[PODS.param, WORKERS.param, CHURN.param, DELIVERY.param];
+const PARAMS: &[Param] = &[PODS.param, WORKERS.param, CHURN.param, CACHE_LAG.param];
 
 const NO_LOCK: Variant = Variant::fails(
     "no-lock",
@@ -213,10 +208,9 @@ impl Scenario for CacheLocking {
             Locking::Full
         });
         let server = ApiServer::default();
-        let delivery = params.get(DELIVERY);
+        let delivery = params.get(CACHE_LAG);
         let client = Client::new(&server, "pod-controller", ClientConfig::default());
-        let config =
-            InformerConfig::default().with_delivery_delay(Latency::range(Duration::ZERO, delivery));
+        let config = crate::informer_config_with(params, CACHE_LAG);
         let informer = Informer::new("pod-informer", &client, "v1", "Pod", None, config);
         let handler_cache = cache.clone();
         informer.add_handler("pod-cache", move |notification| {

@@ -129,7 +129,7 @@ fn fixed_variants_hold_under_more_contention() {
         .with("workers", 4)
         .and_then(|p| p.with("pods", 5))
         .and_then(|p| p.with("churn", 3))
-        .and_then(|p| p.with("delivery-ms", 0))
+        .and_then(|p| p.with("cache-lag-us", 0))
         .expect("in range");
     let found = failures("informer-cache-locking", "fixed", &informer, 200);
     assert!(found.is_empty(), "seed {}: {}", found[0].0, found[0].1);
