@@ -477,3 +477,88 @@ fn retitle(schedule: &str, test: &str) -> String {
     decoded.test = test.to_string();
     decoded.encode()
 }
+
+/// The files in `dir` with their contents, sorted by name.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_failed_command_leaves_every_existing_file_as_it_was() {
+    let dir = scratch("keeps-files");
+    let saves = scratch("keeps-files-saves");
+    let existing = dir.join("existing.txt");
+    std::fs::write(&existing, "the user's file\n").unwrap();
+    let subdir = dir.join("a-directory");
+    std::fs::create_dir(&subdir).unwrap();
+    let before = contents(&dir);
+    let run = ["run", "informer-cache-locking", "--variant", "no-lock", "--seed", "0"];
+    let run_with = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = run.iter().map(|s| s.to_string()).collect();
+        args.extend(["--save-dir".to_string(), text(&saves).to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    // A bad second output path: found before the run, the first file untouched.
+    for extra in [
+        &["--trace-out", text(&existing), "--perfetto", "/nonexistent-dir/x.json"][..],
+        &["--trace-out", text(&existing), "--mermaid", text(&subdir)],
+    ] {
+        let args = run_with(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rejects(&args, "cannot write");
+        assert_eq!(contents(&dir), before, "kdst {args:?}");
+    }
+    // A write that fails only at the end (a full device): nothing else is written either, and
+    // no temporary file is left behind.
+    let explore = [
+        "explore",
+        "informer-cache-locking",
+        "--variant",
+        "no-lock",
+        "--seeds",
+        "0..50",
+        "--save-dir",
+        text(&saves),
+        "--json-out",
+        text(&existing),
+        "--trace-out",
+        "/dev/full",
+    ];
+    rejects(&explore, "cannot write /dev/full");
+    assert_eq!(contents(&dir), before);
+
+    // A shrink that fails (this schedule does not fail on the fixed variant) keeps its --out.
+    let saved = std::fs::read_dir(&saves).unwrap().next().unwrap().unwrap().path();
+    let good = std::fs::read_to_string(&saved).unwrap();
+    let mut fixed = sim_core::Schedule::decode(&good).unwrap();
+    for (name, value) in &mut fixed.params {
+        if name == "variant" {
+            *value = "fixed".to_string();
+        }
+    }
+    let fixed_file = dir.join("fixed.schedule");
+    std::fs::write(&fixed_file, fixed.encode()).unwrap();
+    let before = contents(&dir);
+    let (code, stdout, stderr) = kdst(&["shrink", text(&fixed_file), "--out", text(&existing)]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(contents(&dir), before);
+    // Shrinking a schedule onto itself (`explore` shrank it already) replaces it with the
+    // shrunk one, which still replays.
+    let (code, stdout, stderr) = kdst(&["shrink", text(&saved), "--out", text(&saved)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains(&format!("shrunk schedule written to {}", text(&saved))), "{stdout}");
+    let (code, stdout, _) = kdst(&["replay", text(&saved), "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("reproduced:"), "{stdout}");
+}

@@ -206,3 +206,32 @@ fn a_passing_schedule_is_refused() {
     assert!(matches!(&error, ShrinkError::DoesNotFail(o) if **o == Outcome::Completed), "{error}");
     assert_eq!(error.to_string(), "the schedule does not fail when replayed: completed");
 }
+
+/// A schedule that another program recorded (here: one task fewer than it names) diverges on
+/// replay: there is no failure to keep, and the shrinker says so instead of shrinking the
+/// divergence.
+#[test]
+fn a_schedule_that_diverges_is_refused() {
+    let two = || {
+        for name in ["a", "b"] {
+            spawn(name, async {
+                sleep(Duration::from_millis(1)).await;
+                yield_now().await;
+            });
+        }
+    };
+    let one = || {
+        spawn("a", async {
+            sleep(Duration::from_millis(1)).await;
+        });
+    };
+    let mut sim = Simulation::default();
+    assert_eq!(sim.run(1, two), Outcome::Completed);
+    let schedule = sim.schedule("test", &[]);
+    let error = shrink(&Config::default(), &schedule, one, 10).expect_err("refused");
+    assert!(matches!(&error, ShrinkError::Diverges(f) if f.kind == FailureKind::Nondeterminism));
+    assert!(
+        error.to_string().starts_with("the schedule does not replay on this program: "),
+        "{error}"
+    );
+}

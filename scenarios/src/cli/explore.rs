@@ -19,7 +19,7 @@ use sim_core::{
 
 use super::args::{ExploreArgs, Format};
 use super::output::{self, DfsDoc, document, finish, report_doc};
-use super::sinks::{Sinks, check_writable, save, shrink_budget, write_json};
+use super::sinks::{Sinks, save, shrink_budget};
 use super::{Result, Usage, target};
 
 /// The first failing schedule of each distinct failure a systematic search found: a seed does
@@ -31,10 +31,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     let strategy = args.strategy;
     check_flags(args, strategy)?;
     let target = target(registry, &args.target, strategy)?;
-    let mut sinks = Sinks::open(&args.output)?;
-    if let Some(path) = &args.json_out {
-        check_writable(path)?;
-    }
+    let mut sinks = Sinks::open(&args.output, args.json_out.as_deref())?;
     let explorer = explorer(args, strategy);
     let progress = args.output.format == Format::Text && std::io::stderr().is_terminal();
     let explorer = if progress {
@@ -74,7 +71,6 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
         let _ = writeln!(text, "params: {}", target.params());
     }
     let _ = write!(text, "{summary}");
-    let mut written = Vec::new();
     let all_found: Vec<&FoundFailure> = summary.failures.iter().chain(&summary.limits).collect();
     for (index, found) in all_found.iter().enumerate() {
         let sim = rerun(&target, strategy, found, &kept, &mut text);
@@ -91,7 +87,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
             found.count
         );
         if index == 0 {
-            written = sinks.write(&sim)?;
+            sinks.trace(&sim);
         }
         document.reports.push(report_doc(
             &target,
@@ -104,10 +100,8 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     }
     document.dfs = dfs_doc(strategy, &summary);
     document.search = Some(summary);
-    if let Some(path) = &args.json_out {
-        write_json(path, &document)?;
-        written.push(format!("results written to {}", path.display()));
-    }
+    sinks.json(&document);
+    let written = sinks.commit()?;
     finish(args.output.format, &document, &text, &written);
     Ok(verdict.passed())
 }

@@ -47,7 +47,7 @@ pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
         };
         (target(registry, &target_args, strategy)?, strategy, None)
     };
-    let mut sinks = Sinks::open(&args.output)?;
+    let mut sinks = Sinks::open(&args.output, None)?;
     let mut sim = Simulation::new(strategy.config(Config::default()));
     let outcome = match &schedule {
         Some(schedule) => {
@@ -59,7 +59,8 @@ pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
             target.run(&mut sim, args.seed.expect("checked"))
         }
     };
-    let written = sinks.write(&sim)?;
+    sinks.trace(&sim);
+    let written = sinks.commit()?;
     let mut document = document("replay", &target, strategy, Verdict::of(&outcome));
     document.run = Some(run_doc(&target, &sim));
     let mut text = String::new();

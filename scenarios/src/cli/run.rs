@@ -13,11 +13,12 @@ use crate::Registry;
 pub(crate) fn run(registry: &Registry, args: &RunArgs) -> Result<bool> {
     let strategy = seed_strategy(args.strategy)?;
     let target = target(registry, &args.target, strategy)?;
-    let mut sinks = Sinks::open(&args.output)?;
+    let mut sinks = Sinks::open(&args.output, None)?;
     let mut sim = Simulation::new(strategy.config(Config::default()));
     sim.set_strategy(strategy.build());
     let outcome = target.run(&mut sim, args.seed);
-    let written = sinks.write(&sim)?;
+    sinks.trace(&sim);
+    let written = sinks.commit()?;
     let mut document = document("run", &target, strategy, Verdict::of(&outcome));
     document.run = Some(run_doc(&target, &sim));
     let mut text = String::new();

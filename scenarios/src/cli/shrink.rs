@@ -1,13 +1,11 @@
 //! `kdst shrink`: a saved failing schedule, shrunk to the fewest preemptions.
 
-use std::fs::File;
-
 use crate::{Registry, schedule_strategy};
 use sim_core::{Config, Replay, Simulation, Verdict, shrink as shrink_schedule};
 
 use super::args::ShrinkArgs;
 use super::output::{self, document, finish, report_doc, run_doc};
-use super::sinks::{read_schedule, shrink_budget};
+use super::sinks::{check_writable, read_schedule, shrink_budget, write_replacing};
 use super::{Result, Usage};
 
 pub(crate) fn shrink(registry: &Registry, args: &ShrinkArgs) -> Result<bool> {
@@ -18,20 +16,15 @@ pub(crate) fn shrink(registry: &Registry, args: &ShrinkArgs) -> Result<bool> {
         let stem = name.strip_suffix(".schedule").unwrap_or(name);
         args.file.with_file_name(format!("{stem}.shrunk.schedule"))
     });
-    File::create(&out)
-        .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
+    check_writable(&out)?;
     let budget = shrink_budget(args.budget, &schedule, 5_000, 20_000_000);
     let strategy = schedule_strategy(&schedule)?;
     let config = strategy.config(Config::default());
     let shrunk = match shrink_schedule(&config, &schedule, || target.setup(), budget) {
         Ok(shrunk) => shrunk,
-        Err(error) => {
-            let _ = std::fs::remove_file(&out);
-            return Err(Usage(format!("{}: {error}", args.file.display())));
-        }
+        Err(error) => return Err(Usage(format!("{}: {error}", args.file.display()))),
     };
-    std::fs::write(&out, shrunk.schedule.encode())
-        .map_err(|error| Usage(format!("cannot write {}: {error}", out.display())))?;
+    write_replacing(&out, &shrunk.schedule.encode())?;
     let mut document = document("shrink", &target, strategy, Verdict::Failure);
     let mut sim = Simulation::new(config);
     sim.set_strategy(Box::new(Replay::new(&shrunk.schedule)));

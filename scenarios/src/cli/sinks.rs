@@ -1,7 +1,8 @@
-//! Where output goes: the trace, Perfetto and Mermaid files (opened before any work so that a
-//! bad path loses nothing), saved schedules and JSON results.
+//! Where output goes: the trace, Perfetto and Mermaid files and the JSON results (every path
+//! checked before any work, every file written only when all of them can be, each replaced
+//! whole, so that a failed command leaves the files a user had as they were), saved schedules.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -15,84 +16,173 @@ use super::{Result, Usage};
 /// Messages a Mermaid diagram shows before it says how many it left out.
 const MERMAID_MESSAGES: usize = 120;
 
-/// Output files, opened before any work so that a bad path loses nothing.
+/// A command's output files: their paths checked before any work, their contents gathered as
+/// the command runs, and all of them written at the end by [`Sinks::commit`].
 pub(crate) struct Sinks {
-    trace: Option<(PathBuf, File)>,
-    perfetto: Option<(PathBuf, File)>,
-    mermaid: Option<(PathBuf, File)>,
+    trace: Option<PathBuf>,
+    perfetto: Option<PathBuf>,
+    mermaid: Option<PathBuf>,
+    json: Option<PathBuf>,
+    pending: Vec<(PathBuf, String, String)>,
 }
 
 impl Sinks {
-    pub(crate) fn open(args: &OutputArgs) -> Result<Sinks> {
-        let open = |path: &Option<PathBuf>| -> Result<Option<(PathBuf, File)>> {
-            path.as_ref()
-                .map(|path| {
-                    File::create(path)
-                        .map(|file| (path.clone(), file))
-                        .map_err(|error| Usage(format!("cannot write {}: {error}", path.display())))
-                })
-                .transpose()
-        };
+    /// Checks that every output path can be written (without changing a file already there).
+    pub(crate) fn open(args: &OutputArgs, json: Option<&Path>) -> Result<Sinks> {
+        let paths = [&args.trace_out, &args.perfetto, &args.mermaid];
+        for path in paths.into_iter().flatten().map(PathBuf::as_path).chain(json) {
+            check_writable(path)?;
+        }
         Ok(Sinks {
-            trace: open(&args.trace_out)?,
-            perfetto: open(&args.perfetto)?,
-            mermaid: open(&args.mermaid)?,
+            trace: args.trace_out.clone(),
+            perfetto: args.perfetto.clone(),
+            mermaid: args.mermaid.clone(),
+            json: json.map(Path::to_path_buf),
+            pending: Vec::new(),
         })
     }
 
-    /// Writes the trace of `sim`'s last run; returns lines saying where.
-    pub(crate) fn write(&mut self, sim: &Simulation) -> Result<Vec<String>> {
+    /// Renders the trace exports of `sim`'s last run, to be written by [`Sinks::commit`].
+    pub(crate) fn trace(&mut self, sim: &Simulation) {
         let trace = sim.trace();
-        let mut written = Vec::new();
-        let mut put = |sink: &mut Option<(PathBuf, File)>,
-                       what: &str,
-                       text: &dyn Fn() -> String|
-         -> Result<()> {
-            if let Some((path, file)) = sink {
-                file.write_all(text().as_bytes())
-                    .map_err(|error| Usage(format!("cannot write {}: {error}", path.display())))?;
-                written.push(format!("{what} written to {}", path.display()));
+        if let Some(path) = &self.trace {
+            self.pending.push((path.clone(), "trace".into(), trace.render()));
+        }
+        if let Some(path) = &self.perfetto {
+            let what = "Perfetto trace (open in https://ui.perfetto.dev)".into();
+            self.pending.push((path.clone(), what, sim_core::export::perfetto(trace)));
+        }
+        if let Some(path) = &self.mermaid {
+            let text = sim_core::export::mermaid(trace, MERMAID_MESSAGES);
+            self.pending.push((path.clone(), "Mermaid diagram".into(), text));
+        }
+    }
+
+    /// Renders `document` as pretty JSON for the `--json-out` path, if one was given.
+    pub(crate) fn json(&mut self, document: &Document) {
+        if let Some(path) = &self.json {
+            let text = serde_json::to_string_pretty(document).expect("documents serialise");
+            self.pending.push((path.clone(), "results".into(), text + "\n"));
+        }
+    }
+
+    /// Writes every gathered file, or none: each regular file is written beside its path and
+    /// renamed over it once all of them are written (a device or pipe, which cannot be
+    /// replaced, is written in place, before any rename). Returns lines saying what went where.
+    pub(crate) fn commit(self) -> Result<Vec<String>> {
+        let mut staged = Vec::new();
+        let result = stage(&self.pending, &mut staged);
+        if let Err(error) = result {
+            for (temp, _) in &staged {
+                let _ = std::fs::remove_file(temp);
             }
-            Ok(())
-        };
-        put(&mut self.trace, "trace", &|| trace.render())?;
-        put(&mut self.perfetto, "Perfetto trace (open in https://ui.perfetto.dev)", &|| {
-            sim_core::export::perfetto(trace)
-        })?;
-        put(&mut self.mermaid, "Mermaid diagram", &|| {
-            sim_core::export::mermaid(trace, MERMAID_MESSAGES)
-        })?;
-        Ok(written)
+            return Err(error);
+        }
+        for (temp, path) in &staged {
+            if let Err(error) = std::fs::rename(temp, path) {
+                let _ = std::fs::remove_file(temp);
+                return Err(cannot_write(path, &error));
+            }
+        }
+        Ok(self
+            .pending
+            .iter()
+            .map(|(path, what, _)| format!("{what} written to {}", path.display()))
+            .collect())
     }
 }
 
-/// Checks, before any work, that `path` can be written, without changing a file already there.
-pub(crate) fn check_writable(path: &Path) -> Result<()> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map(drop)
-        .map_err(|error| Usage(format!("cannot write {}: {error}", path.display())))
+/// Writes each pending file to a temporary file beside it (recorded in `staged`), then each
+/// file that is not a regular file in place.
+fn stage(
+    pending: &[(PathBuf, String, String)],
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<()> {
+    let mut in_place = Vec::new();
+    for (path, _, text) in pending {
+        if is_special(path) {
+            in_place.push((path, text));
+            continue;
+        }
+        let temp = temp_beside(path);
+        let written = std::fs::write(&temp, text);
+        staged.push((temp, path.clone()));
+        written.map_err(|error| cannot_write(path, &error))?;
+    }
+    for (path, text) in in_place {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|error| cannot_write(path, &error))?;
+    }
+    Ok(())
 }
 
-/// Writes `document` to `path` as pretty JSON.
-pub(crate) fn write_json(path: &Path, document: &Document) -> Result<()> {
-    let text = serde_json::to_string_pretty(document).expect("documents serialise");
-    std::fs::write(path, text + "\n")
-        .map_err(|error| Usage(format!("cannot write {}: {error}", path.display())))
+/// Writes `text` to `path` whole or not at all: through a temporary file beside it, renamed over
+/// it (a device or pipe is written in place).
+pub(crate) fn write_replacing(path: &Path, text: &str) -> Result<()> {
+    if is_special(path) {
+        return std::fs::write(path, text).map_err(|error| cannot_write(path, &error));
+    }
+    let temp = temp_beside(path);
+    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(cannot_write(path, &error));
+    }
+    Ok(())
+}
+
+/// Checks, before any work, that `path` can be written, without changing a file already there:
+/// a directory cannot; a regular file or a new name can if a file can be created beside it; a
+/// device or pipe is taken as given.
+pub(crate) fn check_writable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Usage(format!("cannot write {}: it is a directory", path.display())));
+        }
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        _ => {}
+    }
+    let probe = temp_beside(path);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map(drop)
+        .map_err(|error| cannot_write(path, &error))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Whether `path` names something that exists and is neither a regular file nor a directory.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir())
+}
+
+/// A temporary name in `path`'s directory, unique to this process.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    path.with_file_name(format!(".{name}.kdst-{}.tmp", std::process::id()))
+}
+
+fn cannot_write(path: &Path, error: &std::io::Error) -> Usage {
+    Usage(format!("cannot write {}: {error}", path.display()))
 }
 
 /// Saves a schedule as `DIR/SCENARIO.VARIANT.seed-N.schedule`; `None` (with a warning on
 /// stderr) if it cannot be written.
 pub(crate) fn save(dir: &Path, target: &Target, seed: u64, schedule: &Schedule) -> Option<PathBuf> {
     let path = dir.join(format!("{}.seed-{seed}.schedule", target.file_name()));
-    let result =
-        std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, schedule.encode()));
+    let result = std::fs::create_dir_all(dir)
+        .map_err(|error| cannot_write(&path, &error))
+        .and_then(|()| write_replacing(&path, &schedule.encode()));
     match result {
         Ok(()) => Some(path),
-        Err(error) => {
-            eprintln!("kdst: warning: could not save the schedule to {}: {error}", path.display());
+        Err(Usage(error)) => {
+            eprintln!("kdst: warning: could not save the schedule: {error}");
             None
         }
     }

@@ -87,8 +87,11 @@ impl fmt::Display for Shrunk {
 /// Why a schedule could not be shrunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShrinkError {
-    /// Replayed strictly, the schedule does not fail (it completes, hits a limit or diverges).
+    /// Replayed strictly, the schedule does not fail (it completes or hits a limit).
     DoesNotFail(Box<Outcome>),
+    /// Replayed strictly, the program does not follow the schedule (another program, variant or
+    /// parameters than the ones that recorded it): there is no failure to keep while shrinking.
+    Diverges(Box<Failure>),
 }
 
 impl fmt::Display for ShrinkError {
@@ -96,6 +99,9 @@ impl fmt::Display for ShrinkError {
         match self {
             ShrinkError::DoesNotFail(outcome) => {
                 write!(f, "the schedule does not fail when replayed: {outcome}")
+            }
+            ShrinkError::Diverges(failure) => {
+                write!(f, "the schedule does not replay on this program: {}", failure.message)
             }
         }
     }
@@ -116,6 +122,9 @@ pub fn shrink(
     let Outcome::Failed(failure) = outcome else {
         return Err(ShrinkError::DoesNotFail(Box::new(outcome)));
     };
+    if failure.kind == FailureKind::Nondeterminism {
+        return Err(ShrinkError::Diverges(Box::new(failure)));
+    }
     let steps_before = sim.trace().len();
     let original = Best::record(&sim, schedule, failure.clone());
     let preemptions_before = original.preemption_steps.len();
