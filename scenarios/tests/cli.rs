@@ -432,16 +432,7 @@ fn bad_input_gets_one_line_and_exit_code_2() {
 fn bad_schedule_files_get_one_line_and_exit_code_2() {
     let dir = scratch("bad-schedules");
     // A real schedule to corrupt: a saved failure.
-    let (code, _, _) = kdst(&[
-        "explore",
-        "informer-cache-locking",
-        "--variant",
-        "no-lock",
-        "--seeds",
-        "0..50",
-        "--save-dir",
-        text(&dir),
-    ]);
+    let (code, _, _) = kdst(&find_a_map_crash(&dir, &[]));
     assert_eq!(code, 1);
     let saved = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
     let good = std::fs::read_to_string(&saved).unwrap();
@@ -476,6 +467,14 @@ fn retitle(schedule: &str, test: &str) -> String {
     let mut decoded = sim_core::Schedule::decode(schedule).expect("a good schedule");
     decoded.test = test.to_string();
     decoded.encode()
+}
+
+/// `kdst explore` of a variant whose map crash its first seeds find, saving to `dir`.
+fn find_a_map_crash<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["explore", "informer-cache-locking", "--variant", "no-lock"];
+    args.extend(["--seeds", "0..50", "--save-dir", text(dir)]);
+    args.extend(extra);
+    args
 }
 
 /// The files in `dir` with their contents, sorted by name.
@@ -521,20 +520,8 @@ fn a_failed_command_leaves_every_existing_file_as_it_was() {
     }
     // A write that fails only at the end (a full device): nothing else is written either, and
     // no temporary file is left behind.
-    let explore = [
-        "explore",
-        "informer-cache-locking",
-        "--variant",
-        "no-lock",
-        "--seeds",
-        "0..50",
-        "--save-dir",
-        text(&saves),
-        "--json-out",
-        text(&existing),
-        "--trace-out",
-        "/dev/full",
-    ];
+    let explore =
+        find_a_map_crash(&saves, &["--json-out", text(&existing), "--trace-out", "/dev/full"]);
     rejects(&explore, "cannot write /dev/full");
     assert_eq!(contents(&dir), before);
 
