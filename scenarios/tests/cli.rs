@@ -549,3 +549,61 @@ fn a_failed_command_leaves_every_existing_file_as_it_was() {
     assert_eq!(code, 1);
     assert!(stdout.contains("reproduced:"), "{stdout}");
 }
+
+/// `kdst args…` with its standard output sent to `stdout`; (exit code, stderr).
+fn kdst_to(args: &[&str], stdout: std::process::Stdio) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kdst"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(stdout)
+        .output()
+        .expect("the kdst binary runs");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+    (output.status.code().expect("kdst exits with a code"), stderr)
+}
+
+#[test]
+fn standard_output_that_fails_or_closes_is_no_panic() {
+    // A full disk: one line, exit code 2.
+    let replay = ["replay", "informer-cache-locking", "--variant", "no-lock", "--seed", "0"];
+    for args in [&["list"][..], &["list", "--format", "json"], &replay] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let (code, stderr) = kdst_to(args, full.into());
+        assert_eq!(code, 2, "kdst {args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            "kdst: cannot write to standard output: No space left on device (os error 28)\n"
+        );
+    }
+    // A reader that went away (`| head -1`): the command keeps its exit code (1: the replay
+    // reproduced a failure) and says nothing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kdst"))
+        .args(replay)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn inputs_that_never_end_or_block_are_refused_before_reading() {
+    let dir = scratch("endless-inputs");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    rejects(
+        &["replay", "/dev/zero"],
+        "cannot read schedule file /dev/zero: it is not a regular file",
+    );
+    rejects(&["replay", text(&fifo)], "it is not a regular file");
+    rejects(&["shrink", text(&fifo)], "it is not a regular file");
+    rejects(
+        &["merge", "/dev/zero"],
+        "cannot read explore result /dev/zero: it is not a regular file",
+    );
+    rejects(&["replay", text(&dir)], "it is a directory");
+}

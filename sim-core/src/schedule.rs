@@ -38,6 +38,11 @@ pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &str = "kdst-schedule";
 const WRAP: usize = 100;
 
+/// The most steps a schedule file may hold: 2^26 (67,108,864), thirteen times
+/// [`crate::Config::steps_max`]'s default. Decoding allocates at most this many [`TaskId`]s
+/// (256 MiB), whatever the file's run-length counts say.
+const STEPS_MAX: u64 = 1 << 26;
+
 /// A recorded schedule with the header that says what it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
@@ -199,7 +204,10 @@ impl Schedule {
                 continue;
             }
             if in_choices {
-                parse_choices(line, &mut schedule.steps).map_err(malformed)?;
+                let announced = header.steps.ok_or_else(|| {
+                    malformed("the choices come before the header's `steps` line".to_string())
+                })?;
+                parse_choices(line, &mut schedule.steps, announced).map_err(malformed)?;
                 continue;
             }
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
@@ -215,7 +223,15 @@ impl Schedule {
                     schedule.params.push((key.to_string(), value.to_string()));
                 }
                 "expect" => schedule.expect = Some(value.to_string()),
-                "steps" => header.steps = Some(parse_number(value, "steps").map_err(malformed)?),
+                "steps" => {
+                    let steps = parse_number(value, "steps").map_err(malformed)?;
+                    if steps > STEPS_MAX {
+                        return Err(malformed(format!(
+                            "{steps} steps: more than a schedule may hold ({STEPS_MAX})"
+                        )));
+                    }
+                    header.steps = Some(steps);
+                }
                 "draws" => header.draws = Some(parse_number(value, "draws").map_err(malformed)?),
                 _ => return Err(malformed(format!("unknown header field `{key}`"))),
             }
@@ -289,7 +305,10 @@ fn parse_draw(text: &str) -> Result<(u64, u64), String> {
     Ok((parse_number(step, "draw step")?, parse_number(value, "draw value")?))
 }
 
-fn parse_choices(line: &str, steps: &mut Vec<TaskId>) -> Result<(), String> {
+/// Appends one line of run-length encoded choices to `steps`, refusing any that would take it
+/// past the `announced` count (so that no count in the file allocates more than the header
+/// said, which is at most [`STEPS_MAX`]).
+fn parse_choices(line: &str, steps: &mut Vec<TaskId>, announced: u64) -> Result<(), String> {
     for token in line.split_ascii_whitespace() {
         let (task, count) = match token.split_once('*') {
             Some((task, count)) => (task, parse_number(count, "repeat count")?),
@@ -299,8 +318,10 @@ fn parse_choices(line: &str, steps: &mut Vec<TaskId>) -> Result<(), String> {
         if task > u64::from(TASK_ID_MAX) || count == 0 {
             return Err(format!("choice `{token}` is out of range"));
         }
-        if steps.len() as u64 + count > 1 << 40 {
-            return Err("more steps than any run can take".to_string());
+        if steps.len() as u64 + count > announced {
+            return Err(format!(
+                "the choices hold more than the {announced} steps the header announces"
+            ));
         }
         steps.extend(std::iter::repeat_n(TaskId(task as u32), count as usize));
     }

@@ -201,6 +201,19 @@ fn well_checksummed_nonsense_is_reported_by_line() {
         "kdst-schedule 1\nkdst 0.1.0\ntest t\nseed 4\nstrategy random\nsteps 1\ndraws 0\nchoices\nx\n",
     );
     assert!(matches!(Schedule::decode(&bad_token), Err(ScheduleError::Malformed { line: 9, .. })));
+
+    // Run-length counts allocate no more than the header announces, and the header no more than
+    // a schedule may hold: a 100-byte file cannot ask for gigabytes.
+    let head = "kdst-schedule 1\nkdst 0.1.0\ntest t\nseed 4\nstrategy random\n";
+    let inflated = reseal(&format!("{head}steps 2\ndraws 0\nchoices\n4*8589934592\n"));
+    let error = Schedule::decode(&inflated).expect_err("more than announced");
+    assert!(error.to_string().contains("more than the 2 steps the header announces"), "{error}");
+    let huge = reseal(&format!("{head}steps 8589934592\ndraws 0\nchoices\n4*8589934592\n"));
+    let error = Schedule::decode(&huge).expect_err("more than a schedule may hold");
+    assert!(error.to_string().contains("more than a schedule may hold (67108864)"), "{error}");
+    let unannounced = reseal(&format!("{head}draws 0\nchoices\n4*8\nsteps 8\n"));
+    let error = Schedule::decode(&unannounced).expect_err("choices first");
+    assert!(error.to_string().contains("before the header's `steps` line"), "{error}");
 }
 
 #[test]

@@ -102,7 +102,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     document.search = Some(summary);
     sinks.json(&document);
     let written = sinks.commit()?;
-    finish(args.output.format, &document, &text, &written);
+    finish(args.output.format, &document, &text, &written)?;
     Ok(verdict.passed())
 }
 

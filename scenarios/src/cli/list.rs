@@ -32,7 +32,7 @@ pub(crate) fn list(registry: &Registry, args: &ListArgs) -> Result<bool> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list).expect("serialises"));
+        super::output::print(&(serde_json::to_string_pretty(&list).expect("serialises") + "\n"))?;
         return Ok(true);
     }
     let mut out = String::new();
@@ -65,6 +65,6 @@ pub(crate) fn list(registry: &Registry, args: &ListArgs) -> Result<bool> {
         }
         out.push('\n');
     }
-    print!("{out}");
+    super::output::print(&out)?;
     Ok(true)
 }

@@ -6,14 +6,14 @@ use sim_core::ExploreSummary;
 
 use super::args::MergeArgs;
 use super::output::{Document, ReportDoc, SCHEMA, finish};
+use super::sinks::read_input;
 use super::{Result, Usage};
 
 pub(crate) fn merge(args: &MergeArgs) -> Result<bool> {
     let mut merged: Option<Document> = None;
     for path in &args.files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Usage(format!("cannot read {}: {error}", path.display())))?;
-        let document: Document = serde_json::from_str(&text).map_err(|error| {
+        let text = read_input(path, "explore result")?;
+        let document: Document = serde_json::from_slice(&text).map_err(|error| {
             Usage(format!("{}: not a kdst explore result: {error}", path.display()))
         })?;
         if document.kdst != SCHEMA {
@@ -87,7 +87,7 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<bool> {
         let _ = write!(text, "\n=== seed {} ===\n{}", report.seed, report.report);
     }
     let ok = verdict.passed();
-    finish(args.format, &document, &text, &[]);
+    finish(args.format, &document, &text, &[])?;
     Ok(ok)
 }
 

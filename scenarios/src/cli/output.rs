@@ -2,6 +2,7 @@
 //! `run`, `replay`, `explore`, `shrink` and `merge`, documented in the README.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::{Params, Target};
@@ -10,6 +11,7 @@ use sim_core::strategy::StrategySpec;
 use sim_core::{ExploreSummary, Failure, Outcome, Shrunk, Simulation, Verdict};
 
 use super::args::Format;
+use super::{Result, Usage};
 
 /// The schema version: bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -188,16 +190,32 @@ pub fn report_doc(
 }
 
 /// Prints the document (JSON) or the text and the lines saying what was written (text).
-pub fn finish(format: Format, document: &Document, text: &str, written: &[String]) {
+pub fn finish(format: Format, document: &Document, text: &str, written: &[String]) -> Result<()> {
     match format {
         Format::Json => {
-            println!("{}", serde_json::to_string_pretty(document).expect("documents serialise"));
+            let json = serde_json::to_string_pretty(document).expect("documents serialise");
+            print(&(json + "\n"))
         }
         Format::Text => {
-            print!("{text}");
+            let mut out = text.to_string();
             for line in written {
-                println!("{line}");
+                out.push_str(line);
+                out.push('\n');
             }
+            print(&out)
         }
+    }
+}
+
+/// Writes `text` to standard output. A reader that went away (`kdst replay … | head`) ends the
+/// output quietly, the command keeping its exit code; any other failure (a full disk) is a
+/// one-line error.
+pub(crate) fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Usage(format!("cannot write to standard output: {error}")))
+        }
+        _ => Ok(()),
     }
 }

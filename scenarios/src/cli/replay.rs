@@ -104,6 +104,6 @@ pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
             report,
         ));
     }
-    finish(args.output.format, &document, &text, &written);
+    finish(args.output.format, &document, &text, &written)?;
     Ok(outcome == Outcome::Completed)
 }

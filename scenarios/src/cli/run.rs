@@ -42,6 +42,6 @@ pub(crate) fn run(registry: &Registry, args: &RunArgs) -> Result<bool> {
         text.push_str(&report);
         document.reports.push(report_doc(&target, &sim, strategy, path.as_deref(), None, report));
     }
-    finish(args.output.format, &document, &text, &written);
+    finish(args.output.format, &document, &text, &written)?;
     Ok(outcome == Outcome::Completed)
 }

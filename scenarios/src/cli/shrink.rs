@@ -45,6 +45,6 @@ pub(crate) fn shrink(registry: &Registry, args: &ShrinkArgs) -> Result<bool> {
         shrunk.failure,
         out.display(),
     );
-    finish(args.format, &document, &text, &[]);
+    finish(args.format, &document, &text, &[])?;
     Ok(false)
 }

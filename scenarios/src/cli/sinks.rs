@@ -3,7 +3,7 @@
 //! whole, so that a failed command leaves the files a user had as they were), saved schedules.
 
 use std::fs::OpenOptions;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use crate::Target;
@@ -199,10 +199,34 @@ pub(crate) fn shrink_budget(
     given.unwrap_or_else(|| (total_steps / (schedule.steps.len() as u64).max(1)).clamp(20, max))
 }
 
+/// The largest input file kdst reads (a schedule, a JSON result): 256 MiB, far above any it
+/// writes, so that `/dev/zero` or a wrong file is refused before it fills memory.
+const INPUT_MAX: u64 = 256 << 20;
+
+/// Reads `path` (a `what`), refusing before it opens anything that is not a regular file (a
+/// pipe would block, a device never end) and any file larger than [`INPUT_MAX`].
+pub(crate) fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let cannot = |error: &dyn std::fmt::Display| {
+        Usage(format!("cannot read {what} {}: {error}", path.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(|error| cannot(&error))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(cannot(&format_args!("it is {kind}")));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(INPUT_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|error| cannot(&error))?;
+    if bytes.len() as u64 > INPUT_MAX {
+        return Err(cannot(&format_args!("larger than {} MiB", INPUT_MAX >> 20)));
+    }
+    Ok(bytes)
+}
+
 /// Reads and decodes a schedule file; every problem is one line.
 pub(crate) fn read_schedule(path: &Path) -> Result<Schedule> {
-    let text = std::fs::read(path)
-        .map_err(|error| Usage(format!("cannot read schedule file {}: {error}", path.display())))?;
+    let text = read_input(path, "schedule file")?;
     let text = String::from_utf8(text)
         .map_err(|_| Usage(format!("{}: not a kdst schedule file (not text)", path.display())))?;
     Schedule::decode(&text).map_err(|error| Usage(format!("{}: {error}", path.display())))
