@@ -308,6 +308,17 @@ fn explore_with_bounded_dfs() {
     let (code, stdout, stderr) = kdst(&args);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("limit reached"), "{stdout}");
+    // A seed search that searched nothing is no pass; the one that covered its range is, and
+    // its last line ends like every other.
+    let fixed = ["explore", "informer-cache-locking", "--variant", "fixed"];
+    let args: Vec<&str> = fixed.iter().chain(&["--time", "0.000001ms"]).copied().collect();
+    let (code, stdout, stderr) = kdst(&args);
+    assert_eq!(code, 1, "kdst {args:?}: {stdout}{stderr}");
+    assert!(stdout.ends_with("no failure found, but the search is incomplete (not a pass)\n"));
+    let args: Vec<&str> = fixed.iter().chain(&["--seeds", "0..3"]).copied().collect();
+    let (code, stdout, stderr) = kdst(&args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with("every seed searched\nno failure found\n"), "{stdout}");
 }
 
 #[test]

@@ -70,7 +70,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     if strategy.is_systematic() {
         let _ = writeln!(text, "params: {}", target.params());
     }
-    let _ = write!(text, "{summary}");
+    let _ = writeln!(text, "{summary}");
     let all_found: Vec<&FoundFailure> = summary.failures.iter().chain(&summary.limits).collect();
     for (index, found) in all_found.iter().enumerate() {
         let sim = rerun(&target, strategy, found, &kept, &mut text);
@@ -80,7 +80,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
         let like = if strategy.is_systematic() { "schedules" } else { "seeds" };
         let _ = write!(
             text,
-            "\n=== {what} {} of {} (seed {}, {} failing {like} like it) ===\n{report}{shrunk_line}\n",
+            "=== {what} {} of {} (seed {}, {} failing {like} like it) ===\n{report}{shrunk_line}\n",
             index + 1,
             all_found.len(),
             found.seed,
@@ -170,7 +170,7 @@ fn rerun(
     if outcome.failure().map(|f| (&f.kind, &f.message)) != Some((&failure.kind, &failure.message)) {
         let _ = writeln!(
             text,
-            "\nwarning: seed {} did not fail the same way when run again: {outcome}",
+            "warning: seed {} did not fail the same way when run again: {outcome}",
             found.seed
         );
     }

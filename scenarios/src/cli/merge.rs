@@ -77,14 +77,14 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<bool> {
     let verdict = summary.verdict();
     document.verdict = verdict.to_string();
     let mut text = format!(
-        "kdst merge: {} results of {} --variant {} (strategy {})\n{summary}",
+        "kdst merge: {} results of {} --variant {} (strategy {})\n{summary}\n",
         args.files.len(),
         document.scenario,
         document.variant,
         document.strategy
     );
     for report in &document.reports {
-        let _ = write!(text, "\n=== seed {} ===\n{}", report.seed, report.report);
+        let _ = write!(text, "=== seed {} ===\n{}", report.seed, report.report);
     }
     let ok = verdict.passed();
     finish(args.format, &document, &text, &[])?;

@@ -154,15 +154,33 @@ impl ExploreSummary {
         }
     }
 
+    /// Whether a seed search covered what it was asked to: at least one seed, and every seed of
+    /// a bounded range unless a failure stopped it. A time budget with no end to the seeds
+    /// (`kdst explore --time`) asks for a search of that long, which any seed searched covers;
+    /// with a bounded range (an [`crate::Explorer`] given both), the budget running out first
+    /// leaves seeds unsearched.
+    fn covered_what_was_asked(&self) -> bool {
+        let open_ended = self.seeds.end == u64::MAX;
+        self.schedules > 0
+            && match self.ended {
+                Ended::TimeBudget => open_ended || self.searched_below >= self.seeds.end,
+                _ => true,
+            }
+    }
+
     /// What the search amounts to: a failure, a limit, a search that did not cover what it was
-    /// asked to (a systematic search stopped by its schedule limit or the time budget), or a
+    /// asked to (a systematic search stopped by its schedule limit or the time budget; a seed
+    /// search that searched no seed, or whose time budget ran out inside its seed range), or a
     /// pass.
     pub fn verdict(&self) -> Verdict {
         if !self.failures.is_empty() {
             Verdict::Failure
         } else if !self.limits.is_empty() {
             Verdict::Limit
-        } else if self.systematic.as_ref().is_some_and(|systematic| !systematic.complete) {
+        } else if match &self.systematic {
+            Some(systematic) => !systematic.complete,
+            None => !self.covered_what_was_asked(),
+        } {
             Verdict::Incomplete
         } else {
             Verdict::Completed
@@ -299,6 +317,9 @@ impl ExploreSummary {
     /// The failures and limits found, as [`fmt::Display`] ends with them.
     fn fmt_found(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.failures.len() {
+            0 if self.verdict() == Verdict::Incomplete => {
+                write!(f, "no failure found, but the search is incomplete (not a pass)")?
+            }
             0 => write!(f, "no failure found")?,
             n => {
                 let s = if n == 1 { "" } else { "s" };
