@@ -135,7 +135,8 @@ fn run_a_passing_and_a_failing_seed() {
         "kdst replay informer-cache-locking --variant no-lock --seed {failing} --strategy portfolio"
     )));
     assert!(stdout.contains(&format!("SIM_SEED={failing} SIM_STRATEGY=portfolio cargo test")));
-    let saved = dir.join(format!("informer-cache-locking.no-lock.seed-{failing}.schedule"));
+    // `run` saves under its own name: it never replaces the schedule `explore` saved (and shrank).
+    let saved = dir.join(format!("informer-cache-locking.no-lock.seed-{failing}.run.schedule"));
     assert!(stdout.contains(&format!("kdst replay {}", saved.display())), "{stdout}");
     assert!(saved.is_file());
 }
@@ -437,6 +438,16 @@ fn bad_input_gets_one_line_and_exit_code_2() {
         "cannot write /nonexistent-dir/kdst/trace.txt",
     );
     rejects(&["replay", "submariner-logifchanged"], "add --seed");
+    // A --save-dir that cannot take a schedule is refused before the run, not warned about after.
+    let dir = scratch("save-dir");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let run = ["run", "informer-cache-locking", "--variant", "no-lock", "--seed", "0"];
+    for save_dir in [file.clone(), file.join("below")] {
+        let args: Vec<&str> = run.iter().copied().chain(["--save-dir", text(&save_dir)]).collect();
+        rejects(&args, &format!("{} is not a directory", file.display()));
+        rejects(&find_a_map_crash(&save_dir, &[]), "cannot save schedules there");
+    }
 }
 
 #[test]

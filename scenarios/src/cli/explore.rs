@@ -19,7 +19,7 @@ use sim_core::{
 
 use super::args::{ExploreArgs, Format};
 use super::output::{self, DfsDoc, document, finish, report_doc};
-use super::sinks::{Sinks, save, shrink_budget};
+use super::sinks::{Sinks, check_save_dir, save, shrink_budget};
 use super::{Result, Usage, target};
 
 /// The first failing schedule of each distinct failure a systematic search found: a seed does
@@ -32,6 +32,7 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     check_flags(args, strategy)?;
     let target = target(registry, &args.target, strategy)?;
     let mut sinks = Sinks::open(&args.output, args.json_out.as_deref())?;
+    check_save_dir(&args.save_dir)?;
     let explorer = explorer(args, strategy);
     let progress = args.output.format == Format::Text && std::io::stderr().is_terminal();
     let explorer = if progress {
@@ -192,13 +193,15 @@ fn shrink_and_save(
     let config = strategy.config(Config::default());
     match shrink(&config, &schedule, || target.setup(), budget) {
         Ok(shrunk) => (
-            save(&args.save_dir, target, seed, &shrunk.schedule),
+            save(&args.save_dir, target, seed, "", &shrunk.schedule),
             shrunk.to_string(),
             Some(output::preemptions(&shrunk)),
         ),
-        Err(error) => {
-            (save(&args.save_dir, target, seed, &schedule), format!("not shrunk: {error}"), None)
-        }
+        Err(error) => (
+            save(&args.save_dir, target, seed, "", &schedule),
+            format!("not shrunk: {error}"),
+            None,
+        ),
     }
 }
 

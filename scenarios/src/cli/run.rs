@@ -6,7 +6,7 @@ use sim_core::{Config, Outcome, Simulation, Verdict};
 
 use super::args::RunArgs;
 use super::output::{document, finish, report_doc, run_doc};
-use super::sinks::{Sinks, save};
+use super::sinks::{Sinks, check_save_dir, save};
 use super::{Result, seed_strategy, target};
 use crate::Registry;
 
@@ -14,6 +14,7 @@ pub(crate) fn run(registry: &Registry, args: &RunArgs) -> Result<bool> {
     let strategy = seed_strategy(args.strategy)?;
     let target = target(registry, &args.target, strategy)?;
     let mut sinks = Sinks::open(&args.output, None)?;
+    check_save_dir(&args.save_dir)?;
     let mut sim = Simulation::new(strategy.config(Config::default()));
     sim.set_strategy(strategy.build());
     let outcome = target.run(&mut sim, args.seed);
@@ -37,7 +38,7 @@ pub(crate) fn run(registry: &Registry, args: &RunArgs) -> Result<bool> {
         );
     } else {
         let schedule = target.schedule(&sim, strategy);
-        let path = save(&args.save_dir, &target, args.seed, &schedule);
+        let path = save(&args.save_dir, &target, args.seed, ".run", &schedule);
         let report = target.report(&sim, strategy, path.as_deref());
         text.push_str(&report);
         document.reports.push(report_doc(&target, &sim, strategy, path.as_deref(), None, report));

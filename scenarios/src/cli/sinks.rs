@@ -145,15 +145,13 @@ pub(crate) fn check_writable(path: &Path) -> Result<()> {
         Ok(meta) if !meta.is_file() => return Ok(()),
         _ => {}
     }
-    let probe = temp_beside(path);
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-        .map(drop)
-        .map_err(|error| cannot_write(path, &error))?;
-    let _ = std::fs::remove_file(&probe);
+    probe(&temp_beside(path)).map_err(|error| cannot_write(path, &error))
+}
+
+/// Creates and removes the file `probe`: whether its directory takes a new file.
+fn probe(probe: &Path) -> std::io::Result<()> {
+    OpenOptions::new().write(true).create(true).truncate(true).open(probe).map(drop)?;
+    let _ = std::fs::remove_file(probe);
     Ok(())
 }
 
@@ -172,10 +170,36 @@ fn cannot_write(path: &Path, error: &std::io::Error) -> Usage {
     Usage(format!("cannot write {}: {error}", path.display()))
 }
 
-/// Saves a schedule as `DIR/SCENARIO.VARIANT.seed-N.schedule`; `None` (with a warning on
-/// stderr) if it cannot be written.
-pub(crate) fn save(dir: &Path, target: &Target, seed: u64, schedule: &Schedule) -> Option<PathBuf> {
-    let path = dir.join(format!("{}.seed-{seed}.schedule", target.file_name()));
+/// Checks, before any work, that schedules can be saved under `dir`: it is a directory that
+/// takes a new file, or it does not exist yet and its nearest existing ancestor is one.
+pub(crate) fn check_save_dir(dir: &Path) -> Result<()> {
+    let bad = |why: &dyn std::fmt::Display| {
+        Usage(format!("--save-dir {}: cannot save schedules there: {why}", dir.display()))
+    };
+    let mut existing = dir;
+    while !existing.as_os_str().is_empty() && std::fs::symlink_metadata(existing).is_err() {
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
+    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    let meta = std::fs::metadata(existing).map_err(|error| bad(&error))?;
+    if !meta.is_dir() {
+        return Err(bad(&format_args!("{} is not a directory", existing.display())));
+    }
+    probe(&existing.join(format!(".kdst-{}.probe", std::process::id())))
+        .map_err(|error| bad(&error))
+}
+
+/// Saves a schedule as `DIR/SCENARIO.VARIANT.seed-N{origin}.schedule` (`origin` keeps one
+/// command's schedules from replacing another's: `""` for `explore`, `".run"` for `run`); `None`
+/// (with a warning on stderr) if it cannot be written.
+pub(crate) fn save(
+    dir: &Path,
+    target: &Target,
+    seed: u64,
+    origin: &str,
+    schedule: &Schedule,
+) -> Option<PathBuf> {
+    let path = dir.join(format!("{}.seed-{seed}{origin}.schedule", target.file_name()));
     let result = std::fs::create_dir_all(dir)
         .map_err(|error| cannot_write(&path, &error))
         .and_then(|()| write_replacing(&path, &schedule.encode()));
