@@ -629,3 +629,155 @@ fn inputs_that_never_end_or_block_are_refused_before_reading() {
     );
     rejects(&["replay", text(&dir)], "it is a directory");
 }
+
+/// The schedule text with its `end` line recomputed, so that a mutation reaches the decoder's
+/// later checks instead of stopping at the checksum.
+fn reseal(text: &str) -> String {
+    let body = match text.trim_end_matches('\n').rfind('\n') {
+        Some(index) if text[index + 1..].starts_with("end ") => &text[..=index],
+        _ => text,
+    };
+    let body = if body.ends_with('\n') { body.to_string() } else { format!("{body}\n") };
+    format!("{body}end {:016x}\n", sim_core::fnv1a(body.as_bytes()))
+}
+
+/// Deterministic mutations of `base`: truncations at every line and every 13th byte, every
+/// line dropped, doubled and swapped with the next, every number replaced by extreme ones, and
+/// 300 single-bit flips from a fixed seed.
+fn mutations(base: &str) -> Vec<String> {
+    const NUMBERS: [&str; 8] = [
+        "18446744073709551615",
+        "18446744073709551616",
+        "4294967296",
+        "8589934592",
+        "-1",
+        "0",
+        "1e9",
+        "99999999999999999999999999",
+    ];
+    let lines: Vec<&str> = base.lines().collect();
+    let join = |lines: &[&str]| lines.iter().map(|line| format!("{line}\n")).collect::<String>();
+    let mut out = std::collections::BTreeSet::new();
+    for k in 0..lines.len() {
+        out.insert(join(&lines[..k]));
+        let mut dropped = lines.clone();
+        dropped.remove(k);
+        out.insert(join(&dropped));
+        let mut doubled = lines.clone();
+        doubled.insert(k, lines[k]);
+        out.insert(join(&doubled));
+        if k + 1 < lines.len() {
+            let mut swapped = lines.clone();
+            swapped.swap(k, k + 1);
+            out.insert(join(&swapped));
+        }
+        // Every run of digits in the line, replaced by each extreme number.
+        let line = lines[k];
+        let mut start = None;
+        for (index, c) in line.char_indices().chain([(line.len(), ' ')]) {
+            match (c.is_ascii_digit(), start) {
+                (true, None) => start = Some(index),
+                (false, Some(from)) => {
+                    for number in NUMBERS {
+                        let mut changed = lines.clone();
+                        let replaced = format!("{}{number}{}", &line[..from], &line[index..]);
+                        changed[k] = &replaced;
+                        out.insert(join(&changed));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    for cut in (0..base.len()).step_by(13) {
+        out.insert(String::from_utf8_lossy(&base.as_bytes()[..cut]).into_owned());
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..300 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut bytes = base.as_bytes().to_vec();
+        let at = (state % bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << ((state >> 32) % 8);
+        out.insert(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    out.remove(base);
+    out.into_iter().collect()
+}
+
+/// Runs `kdst args…` with a time bound; the contract every input must meet: exit 0, 1 or 2, a
+/// one-line `kdst: …` message with exit 2, never a panic or a signal.
+#[track_caller]
+#[allow(clippy::disallowed_methods)] // a wall-clock bound on a child process, outside any simulation
+fn holds_the_contract(args: &[&str], stderr_file: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kdst"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr_file).unwrap())
+        .spawn()
+        .expect("the kdst binary runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("kdst {args:?} ran for more than 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let stderr = std::fs::read_to_string(stderr_file).unwrap();
+    let code = status.code().unwrap_or_else(|| panic!("kdst {args:?} died: {status}: {stderr}"));
+    assert!(matches!(code, 0..=2), "kdst {args:?} exit {code}: {stderr}");
+    assert!(!stderr.contains("panicked"), "kdst {args:?}: {stderr}");
+    if code == 2 {
+        assert_eq!(stderr.lines().count(), 1, "kdst {args:?}: {stderr}");
+        assert!(stderr.starts_with("kdst: "), "kdst {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn mutated_schedules_and_results_never_panic_hang_or_run_away() {
+    let dir = scratch("mutations");
+    let saves = dir.join("saves");
+    let json = dir.join("result.json");
+    let (code, _, stderr) = kdst(&find_a_map_crash(&saves, &["--json-out", text(&json)]));
+    assert_eq!(code, 1, "{stderr}");
+    let saved = std::fs::read_dir(&saves).unwrap().next().unwrap().unwrap().path();
+    let schedule = std::fs::read_to_string(&saved).unwrap();
+    let result = std::fs::read_to_string(&json).unwrap();
+    let stderr_file = dir.join("stderr");
+    let case = dir.join("case");
+    let shrunk = dir.join("case.shrunk");
+    let mut cases = 0;
+    for (index, mutated) in mutations(&schedule).iter().enumerate() {
+        for text_of in [mutated.clone(), reseal(mutated)] {
+            std::fs::write(&case, &text_of).unwrap();
+            holds_the_contract(&["replay", text(&case), "--quiet"], &stderr_file);
+            if index % 8 == 0 {
+                let args = ["shrink", text(&case), "--out", text(&shrunk), "--budget", "5"];
+                holds_the_contract(&args, &stderr_file);
+            }
+            cases += 1;
+        }
+    }
+    let case = dir.join("case.json");
+    for mutated in mutations(&result) {
+        std::fs::write(&case, &mutated).unwrap();
+        holds_the_contract(&["merge", text(&case)], &stderr_file);
+        cases += 1;
+    }
+    assert!(cases >= 2_000, "{cases} mutations");
+    // The 2^30-repeat file is refused at once, whatever its header says.
+    let head =
+        "kdst-schedule 1\nkdst 0.1.0\ntest informer-cache-locking\nseed 0\nstrategy random\n";
+    for steps in ["1073741824", "4"] {
+        let inflated = format!("{head}steps {steps}\ndraws 0\nchoices\n4*1073741824\n");
+        std::fs::write(&case, reseal(&inflated)).unwrap();
+        rejects(&["replay", text(&case)], "schedule");
+    }
+}

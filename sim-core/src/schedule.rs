@@ -318,7 +318,7 @@ fn parse_choices(line: &str, steps: &mut Vec<TaskId>, announced: u64) -> Result<
         if task > u64::from(TASK_ID_MAX) || count == 0 {
             return Err(format!("choice `{token}` is out of range"));
         }
-        if steps.len() as u64 + count > announced {
+        if (steps.len() as u64).saturating_add(count) > announced {
             return Err(format!(
                 "the choices hold more than the {announced} steps the header announces"
             ));

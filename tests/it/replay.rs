@@ -211,6 +211,10 @@ fn well_checksummed_nonsense_is_reported_by_line() {
     let huge = reseal(&format!("{head}steps 8589934592\ndraws 0\nchoices\n4*8589934592\n"));
     let error = Schedule::decode(&huge).expect_err("more than a schedule may hold");
     assert!(error.to_string().contains("more than a schedule may hold (67108864)"), "{error}");
+    let overflowing =
+        reseal(&format!("{head}steps 2\ndraws 0\nchoices\n4 4*18446744073709551615\n"));
+    let error = Schedule::decode(&overflowing).expect_err("a count that overflows");
+    assert!(error.to_string().contains("more than the 2 steps"), "{error}");
     let unannounced = reseal(&format!("{head}draws 0\nchoices\n4*8\nsteps 8\n"));
     let error = Schedule::decode(&unannounced).expect_err("choices first");
     assert!(error.to_string().contains("before the header's `steps` line"), "{error}");
