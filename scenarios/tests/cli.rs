@@ -376,6 +376,49 @@ fn shards_merge_into_the_whole_range() {
     assert!(code <= 1);
     rejects(&["merge", text(&a), text(&other)], "cannot merge");
     rejects(&["merge", text(&dir.join("missing.json"))], "cannot read");
+
+    // Seeds are counted once: a file given twice, a merged result beside one of its shards,
+    // shards of two splits, or of two seed ranges, are refused.
+    let ab = dir.join("ab.json");
+    let (code, merged, _) = kdst(&["merge", text(&a), text(&b), "--format", "json"]);
+    assert_eq!(code, 1);
+    std::fs::write(&ab, merged).unwrap();
+    rejects(&["merge", text(&a), text(&a)], "shard 0/2 is already in the merge");
+    rejects(&["merge", text(&ab), text(&b)], "shard 1/2 is already in the merge");
+    let third = dir.join("third.json");
+    run(&["--shard", "0/3"], &third);
+    rejects(&["merge", text(&a), text(&third)], "shard 0/3 is not one of the 2 shards");
+    let edit = |from: &Path, name: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(from).unwrap()).unwrap();
+        change(&mut doc);
+        let path = dir.join(name);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    let ranged = edit(&b, "ranged.json", &|doc| doc["search"]["seeds"]["end"] = 65.into());
+    rejects(&["merge", text(&a), text(&ranged)], "shards of one search share their seeds");
+    let reversed = edit(&a, "reversed.json", &|doc| doc["search"]["seeds"]["start"] = 100.into());
+    rejects(&["merge", text(&reversed)], "the seed range 100..64 runs backwards");
+    let bad_shard = edit(&a, "bad-shard.json", &|doc| doc["search"]["shards"][0][0] = 5.into());
+    rejects(&["merge", text(&bad_shard)], "shard 5/2 does not exist");
+    let huge = edit(&a, "huge.json", &|doc| doc["search"]["schedules"] = u64::MAX.into());
+    let (code, merged, stderr) = kdst(&["merge", text(&huge), text(&b), "--format", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let merged: serde_json::Value = serde_json::from_str(&merged).unwrap();
+    assert_eq!(merged["search"]["schedules"], u64::MAX, "counts saturate, never wrap");
+    // One shard of two is not the whole range: it says which shard is missing and is no pass,
+    // even where it found nothing.
+    let clean = dir.join("clean.json");
+    let mut args = vec!["explore", "informer-cache-locking", "--variant", "fixed"];
+    args.extend(["--seeds", "0..8", "--shard", "0/2", "--save-dir", text(&dir)]);
+    args.extend(["--json-out", text(&clean)]);
+    assert_eq!(kdst(&args).0, 0);
+    let (code, stdout, _) = kdst(&["merge", text(&clean)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("shard 1/2 missing: not every seed searched"), "{stdout}");
+    assert!(stdout.ends_with("no failure found, but the search is incomplete (not a pass)\n"));
+    assert!(!stdout.lines().any(|line| line == "every seed searched"), "{stdout}");
 }
 
 #[test]

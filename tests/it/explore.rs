@@ -56,7 +56,10 @@ fn assert_shards_merge_to_the_whole(
     assert_eq!(first.schedules + second.schedules, whole.schedules);
     let mut merged = timeless(first.merge(second));
     assert_eq!(merged.shards, [(0, 2), (1, 2)]);
+    assert!(merged.merged);
+    assert_eq!(merged.missing_shards(), (0, vec![]));
     merged.shards = vec![(0, 1)];
+    merged.merged = false;
     assert_eq!(merged, timeless(whole.clone()), "merged:\n{merged}\nwhole:\n{whole}");
     assert!(whole.failures.len() >= 2, "distinct failures to deduplicate:\n{whole}");
 }

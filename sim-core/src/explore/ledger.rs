@@ -101,11 +101,13 @@ impl Tally {
     }
 
     pub(super) fn absorb(&mut self, other: Tally) {
-        self.schedules += other.schedules;
-        self.steps += other.steps;
-        self.virtual_time_ns += other.virtual_time_ns;
+        // Saturating: merged results come from files, whose counts may be anything.
+        self.schedules = self.schedules.saturating_add(other.schedules);
+        self.steps = self.steps.saturating_add(other.steps);
+        self.virtual_time_ns = self.virtual_time_ns.saturating_add(other.virtual_time_ns);
         for (strategy, count) in other.strategies {
-            *self.strategies.entry(strategy).or_default() += count;
+            let total = self.strategies.entry(strategy).or_default();
+            *total = total.saturating_add(count);
         }
         for found in other.failures.into_values() {
             add_found(&mut self.failures, found);
@@ -120,7 +122,7 @@ pub(super) fn add_found(map: &mut BTreeMap<Place, FoundFailure>, found: FoundFai
     let place = found.place();
     match map.get_mut(&place) {
         Some(known) => {
-            let count = known.count + found.count;
+            let count = known.count.saturating_add(found.count);
             if found.seed < known.seed {
                 *known = found;
             }

@@ -375,6 +375,7 @@ impl Explorer {
             searched_below: plan.seed_bound(searched),
             ended,
             systematic: None,
+            merged: false,
         }
     }
 
@@ -436,6 +437,7 @@ impl Explorer {
                 redundant: report.redundant,
                 summary: report.summary,
             }),
+            merged: false,
         }
     }
 }

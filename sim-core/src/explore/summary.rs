@@ -78,6 +78,11 @@ pub struct ExploreSummary {
     /// For a systematic search, what it covered; `None` for a search over seeds.
     #[serde(default)]
     pub systematic: Option<Systematic>,
+    /// Whether this merges shard results (`kdst merge`, [`ExploreSummary::merge`]): such a
+    /// summary is the whole search only if it holds every shard (see
+    /// [`ExploreSummary::missing_shards`]); one shard's own search is what it was asked to be.
+    #[serde(default)]
+    pub merged: bool,
 }
 
 impl ExploreSummary {
@@ -151,10 +156,26 @@ impl ExploreSummary {
                 (Ended::Exhausted, ended) | (ended, _) => ended,
             },
             systematic: self.systematic.or(other.systematic),
+            merged: true,
         }
     }
 
-    /// Whether a seed search covered what it was asked to: at least one seed, and every seed of
+    /// How many shards of a sharded search (all of one `n`) these merged results do not hold,
+    /// and the first of them (up to eight): a merge of some shards, not all, has not searched
+    /// every seed. None for a summary that is not [`ExploreSummary::merged`].
+    pub fn missing_shards(&self) -> (u64, Vec<(u64, u64)>) {
+        let Some(&(_, n)) = self.shards.first().filter(|_| self.merged) else {
+            return (0, Vec::new());
+        };
+        if self.shards.iter().any(|&(_, other)| other != n) {
+            return (0, Vec::new());
+        }
+        let held = self.shards.iter().filter(|&&(i, _)| i < n).count() as u64;
+        let first = (0..n).filter(|i| !self.shards.contains(&(*i, n))).take(8);
+        (n.saturating_sub(held), first.map(|i| (i, n)).collect())
+    }
+
+    /// Whether a seed search covered what it was asked to: at least one seed, every shard, and every seed of
     /// a bounded range unless a failure stopped it. A time budget with no end to the seeds
     /// (`kdst explore --time`) asks for a search of that long, which any seed searched covers;
     /// with a bounded range (an [`crate::Explorer`] given both), the budget running out first
@@ -162,6 +183,7 @@ impl ExploreSummary {
     fn covered_what_was_asked(&self) -> bool {
         let open_ended = self.seeds.end == u64::MAX;
         self.schedules > 0
+            && self.missing_shards().0 == 0
             && match self.ended {
                 Ended::TimeBudget => open_ended || self.searched_below >= self.seeds.end,
                 _ => true,
@@ -300,6 +322,16 @@ impl fmt::Display for ExploreSummary {
             self.bound
         )?;
         let covered = format!("every seed below {} searched", self.searched_below);
+        let (missing, first) = self.missing_shards();
+        if missing > 0 {
+            let mut names: Vec<String> = first.iter().map(|(i, n)| format!("{i}/{n}")).collect();
+            if missing > first.len() as u64 {
+                names.push(format!("and {} more", missing - first.len() as u64));
+            }
+            let s = if missing == 1 { "" } else { "s" };
+            writeln!(f, "shard{s} {} missing: not every seed searched", names.join(" "))?;
+            return self.fmt_found(f);
+        }
         match self.ended {
             Ended::Exhausted => writeln!(f, "every seed searched")?,
             Ended::FirstFailure => writeln!(f, "stopped at the first failure: {covered}")?,
