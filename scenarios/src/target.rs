@@ -43,6 +43,8 @@ pub enum TargetError {
     MalformedParam(String),
     /// A parameter is unknown or out of range.
     Param(ParamError),
+    /// A parameter was set twice (which value is meant is not clear).
+    RepeatedParam(String),
     /// A schedule file belongs to no scenario, or lacks what a scenario run needs.
     Schedule(String),
 }
@@ -68,6 +70,9 @@ impl fmt::Display for TargetError {
                 write!(f, "--param {text:?} is not NAME=VALUE with VALUE a whole number")
             }
             TargetError::Param(error) => write!(f, "--param: {error}"),
+            TargetError::RepeatedParam(name) => {
+                write!(f, "--param {name} is set twice: give each parameter once")
+            }
             TargetError::Schedule(message) => f.write_str(message),
         }
     }
@@ -166,8 +171,9 @@ impl Target {
     /// Sets parameters from `name=value` texts (pinned: the swarm keeps them).
     ///
     /// # Errors
-    /// A text that is not `name=value`, an unknown name, a value out of range.
+    /// A text that is not `name=value`, an unknown name, a value out of range, a name twice.
     pub fn set_params<S: AsRef<str>>(&mut self, texts: &[S]) -> Result<(), TargetError> {
+        let mut seen = std::collections::BTreeSet::new();
         for text in texts {
             let text = text.as_ref();
             let (name, value) = text
@@ -178,6 +184,9 @@ impl Target {
                 .replace('_', "")
                 .parse()
                 .map_err(|_| TargetError::MalformedParam(text.to_string()))?;
+            if !seen.insert(name.trim()) {
+                return Err(TargetError::RepeatedParam(name.trim().to_string()));
+            }
             self.params.set(name.trim(), value)?;
         }
         Ok(())
@@ -326,6 +335,9 @@ impl Target {
             self.scenario.name(),
             self.variant.name
         );
+        if strategy.swarms() && !self.swarm() {
+            command.push_str(" --no-swarm");
+        }
         for (name, value) in self.params.pairs() {
             if self.params.is_pinned(name) {
                 let _ = write!(command, " --param {name}={value}");
@@ -354,6 +366,9 @@ impl Target {
             .collect();
         if !pinned.is_empty() {
             let _ = write!(vars, " SIM_PARAMS={}", pinned.join(","));
+        }
+        if strategy.swarms() && !self.swarm() {
+            vars.push_str(" SIM_NO_SWARM=1");
         }
         Some(format!(
             "{vars} cargo test -p kdst-tests --test it scenario_replay::scenario_replay -- --exact --nocapture"

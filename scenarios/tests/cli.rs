@@ -525,6 +525,14 @@ fn bad_schedule_files_get_one_line_and_exit_code_2() {
     rejects(&["shrink", text(&foreign)], "which is not a scenario of `kdst`");
     rejects(&["shrink", text(&garbage)], "not a kdst schedule file");
     rejects(&["replay", text(&saved), "--seed", "3"], "names its own scenario");
+    rejects(&["replay", text(&saved), "--strategy", "random"], "drop --strategy");
+    rejects(&["replay", text(&saved), "--no-swarm"], "drop --no-swarm");
+    let twice = ["run", "informer-cache-locking", "--param", "pods=2", "--param", "pods=3"];
+    rejects(&twice, "--param pods is set twice");
+    let out = dir.join("out.txt");
+    let both = ["replay", text(&saved), "--trace-out", text(&out), "--mermaid", text(&out)];
+    rejects(&both, "is given for two outputs");
+    assert!(!out.exists());
 }
 
 /// The schedule with another `test` name and a checksum that fits again.
@@ -822,5 +830,30 @@ fn mutated_schedules_and_results_never_panic_hang_or_run_away() {
         let inflated = format!("{head}steps {steps}\ndraws 0\nchoices\n4*1073741824\n");
         std::fs::write(&case, reseal(&inflated)).unwrap();
         rejects(&["replay", text(&case)], "schedule");
+    }
+}
+
+#[test]
+fn the_printed_replay_command_reproduces_without_the_swarm_too() {
+    let dir = scratch("no-swarm-replay");
+    for swarm in [&[][..], &["--no-swarm"]] {
+        let (code, stdout, stderr) = kdst(&find_a_map_crash(&dir, swarm));
+        assert_eq!(code, 1, "{stderr}");
+        // The unshrunk failure the seed found, as the summary gives it.
+        let found = stdout.lines().find(|line| line.contains(", 1 seed: failure")).unwrap();
+        let failure = &found[found.find("failure (").unwrap()..];
+        let failure = &failure[..failure.find(" in task").unwrap()];
+        let command = stdout
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("kdst replay informer-cache-locking"))
+            .unwrap();
+        assert_eq!(command.contains("--no-swarm"), !swarm.is_empty(), "{command}");
+        assert_eq!(stdout.contains("SIM_NO_SWARM=1 cargo test"), !swarm.is_empty(), "{stdout}");
+        let mut args: Vec<&str> = command.split(' ').skip(1).collect();
+        args.push("--quiet");
+        let (code, replayed, stderr) = kdst(&args);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(replayed.contains(failure), "{command} did not reproduce {failure}:\n{replayed}");
     }
 }

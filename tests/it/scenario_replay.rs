@@ -6,6 +6,7 @@
 //! variables this test replays that one seed (the swarm draws the same parameters from it), prints
 //! the report and the trace's end, and fails if the variant did not do what it is expected to do:
 //! a fixed variant that fails is a regression; a buggy variant fails only with its own bug.
+//! `SIM_NO_SWARM=1` (printed after `kdst explore --no-swarm`) runs the seed at the defaults.
 //! Without them it replays the first seeds of every variant and checks the same.
 
 use scenarios::{Target, all};
@@ -31,7 +32,7 @@ fn scenario_replay() {
         let texts: Vec<&str> = params.split(',').collect();
         target.set_params(&texts).unwrap_or_else(|error| panic!("kdst: SIM_PARAMS: {error}"));
     }
-    let target = target.with_swarm(strategy.swarms());
+    let target = target.with_swarm(strategy.swarms() && var("SIM_NO_SWARM").is_none());
     let seed_text = var("SIM_SEED").expect("kdst: set SIM_SEED to the seed to replay");
     let seed: u64 = seed_text
         .parse()

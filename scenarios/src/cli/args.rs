@@ -152,9 +152,9 @@ pub(crate) struct ReplayArgs {
     /// The seed (with a scenario)
     #[arg(long, value_parser = parse_seed)]
     pub(crate) seed: Option<u64>,
-    /// The strategy the seed ran with (with a scenario)
-    #[arg(long, default_value = "portfolio")]
-    pub(crate) strategy: StrategySpec,
+    /// The strategy the seed ran with (with a scenario; default portfolio)
+    #[arg(long)]
+    pub(crate) strategy: Option<StrategySpec>,
     /// Set a parameter, NAME=VALUE (with a scenario; repeatable)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub(crate) params: Vec<String>,

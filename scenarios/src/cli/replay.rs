@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::{Registry, schedule_strategy};
+use sim_core::strategy::StrategySpec;
 use sim_core::{Config, Outcome, Replay, Simulation, Verdict};
 
 use super::args::{ReplayArgs, TargetArgs};
@@ -21,8 +22,17 @@ fn looks_like_a_file(what: &str) -> bool {
 pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
     let from_file = looks_like_a_file(&args.what);
     let (target, strategy, schedule) = if from_file {
-        if args.seed.is_some() || args.variant.is_some() || !args.params.is_empty() {
-            return Err(Usage("a schedule file names its own scenario, variant, parameters and seed: drop --seed, --variant and --param".to_string()));
+        let given = [
+            ("--seed", args.seed.is_some()),
+            ("--variant", args.variant.is_some()),
+            ("--param", !args.params.is_empty()),
+            ("--strategy", args.strategy.is_some()),
+            ("--no-swarm", args.no_swarm),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(Usage(format!(
+                "a schedule file names its own scenario, variant, parameters, seed and strategy: drop {flag}"
+            )));
         }
         let schedule = read_schedule(Path::new(&args.what))?;
         let target = registry.target_from_schedule(&schedule)?;
@@ -38,7 +48,7 @@ pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
                 args.what
             )));
         };
-        let strategy = seed_strategy(args.strategy)?;
+        let strategy = seed_strategy(args.strategy.unwrap_or(StrategySpec::Portfolio))?;
         let target_args = TargetArgs {
             scenario: args.what.clone(),
             variant: args.variant.clone(),

@@ -30,7 +30,16 @@ impl Sinks {
     /// Checks that every output path can be written (without changing a file already there).
     pub(crate) fn open(args: &OutputArgs, json: Option<&Path>) -> Result<Sinks> {
         let paths = [&args.trace_out, &args.perfetto, &args.mermaid];
+        let mut seen = Vec::new();
         for path in paths.into_iter().flatten().map(PathBuf::as_path).chain(json) {
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            if seen.contains(&absolute) && !is_special(path) {
+                return Err(Usage(format!(
+                    "{} is given for two outputs: one would overwrite the other",
+                    path.display()
+                )));
+            }
+            seen.push(absolute);
             check_writable(path)?;
         }
         Ok(Sinks {
