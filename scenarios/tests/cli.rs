@@ -84,10 +84,13 @@ fn help_and_version() {
     let (code, stdout, _) = kdst(&["--version"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("kdst "), "{stdout}");
-    // No subcommand: the usage, and exit code 2.
-    let (code, _, stderr) = kdst(&[]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("Usage: kdst"), "{stderr}");
+    // No subcommand: the usage in one line, and exit code 2 (help goes to stdout when asked).
+    rejects(&[], "which command? Usage: kdst <COMMAND>");
+    // Messages name what is wrong.
+    rejects(&["run"], "not provided: <SCENARIO>");
+    rejects(&["run", "informer-cache-locking", "--seed", "-1"], "malformed seed \"-1\"");
+    rejects(&["explore", "informer-cache-locking", "--time", "999999999999s"], "is too long");
+    rejects(&["explore", "informer-cache-locking", "--strategy", "pct:4294967296"], "out of range");
 }
 
 #[test]

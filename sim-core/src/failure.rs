@@ -111,7 +111,14 @@ impl fmt::Display for Failure {
         if let (Some(task), Some(name)) = (self.task, &self.task_name) {
             write!(f, " in task {} ({name})", task.0)?;
         }
-        write!(f, ": {}", self.message)?;
+        // A divergence's message repeats where it happened ("nondeterminism at step N: …"),
+        // which the line above already says.
+        let prefix = format!("nondeterminism at step {}: ", self.step);
+        let message = match self.kind {
+            FailureKind::Nondeterminism => self.message.strip_prefix(&prefix),
+            _ => None,
+        };
+        write!(f, ": {}", message.unwrap_or(&self.message))?;
         if !self.details.is_empty() {
             write!(f, "\n{}", self.details.trim_end())?;
         }

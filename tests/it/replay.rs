@@ -99,6 +99,9 @@ fn a_schedule_from_another_program_names_the_diverging_step() {
         "{}",
         failure.message
     );
+    // The report's line says where once, not twice.
+    let line = failure.to_string();
+    assert_eq!(line.matches("at step").count(), 1, "{line}");
 }
 
 #[test]

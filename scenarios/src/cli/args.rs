@@ -88,7 +88,7 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
     /// The seed
-    #[arg(long, default_value = "0", value_parser = parse_seed)]
+    #[arg(long, default_value = "0", value_parser = parse_seed, allow_hyphen_values = true)]
     pub(crate) seed: u64,
     /// random, pct, pct:D or portfolio
     #[arg(long, default_value = "portfolio")]
@@ -150,7 +150,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) variant: Option<String>,
     /// The seed (with a scenario)
-    #[arg(long, value_parser = parse_seed)]
+    #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
     pub(crate) seed: Option<u64>,
     /// The strategy the seed ran with (with a scenario; default portfolio)
     #[arg(long)]
@@ -235,8 +235,11 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String
             ));
         }
     };
-    if !(seconds > 0.0 && seconds < 1e9) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return Err(format!("the duration {text:?} must be positive"));
+    }
+    if seconds >= 1e9 {
+        return Err(format!("the duration {text:?} is too long (under 1e9 s, about 31 years)"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }

@@ -71,12 +71,30 @@ where
                 return ExitCode::SUCCESS;
             }
             if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                let _ = error.print();
+                // Help belongs on stdout when asked for; without a command, one line says how.
+                eprintln!("kdst: which command? Usage: kdst <COMMAND> (kdst --help lists them)");
                 return ExitCode::from(2);
             }
             let text = error.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            // clap lists missing arguments on the lines below its first: keep them on it.
+            let missing: Vec<&str> = match error.kind() {
+                ErrorKind::MissingRequiredArgument => text
+                    .lines()
+                    .skip(1)
+                    .map(str::trim)
+                    .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let joined;
+            let first = if missing.is_empty() {
+                first
+            } else {
+                joined = format!("{first} {}", missing.join(", "));
+                &joined
+            };
             let tip = text.lines().find_map(|line| line.trim().strip_prefix("tip: "));
             match tip {
                 Some(tip) => eprintln!("kdst: {first} ({tip})"),

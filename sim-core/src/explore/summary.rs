@@ -294,7 +294,7 @@ impl fmt::Display for ExploreSummary {
             self.schedules_per_second(),
             self.steps_per_second()
         )?;
-        let seeds = if self.seeds.end == u64::MAX {
+        let seeds = if self.seeds.end == u64::MAX && self.time_budget.is_some() {
             format!("{}..", self.seeds.start)
         } else {
             format!("{}..{}", self.seeds.start, self.seeds.end)

@@ -83,6 +83,12 @@ impl FromStr for StrategySpec {
                 None => Ok(default),
                 Some(value) => match value.parse::<u32>() {
                     Ok(n) if n >= min => Ok(n),
+                    Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                        Err(error(format!(
+                            "the {what} {value} is out of range ({min}..={})",
+                            u32::MAX
+                        )))
+                    }
                     _ => Err(error(format!("the {what} {value:?} is not a number ≥ {min}"))),
                 },
             }
