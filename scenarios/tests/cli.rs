@@ -616,6 +616,15 @@ fn a_failed_command_leaves_every_existing_file_as_it_was() {
     let (code, stdout, stderr) = kdst(&["shrink", text(&fixed_file), "--out", text(&existing)]);
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert_eq!(contents(&dir), before);
+    // An output that is a symbolic link stays one: the file it leads to is what is replaced.
+    let real = dir.join("real-trace.txt");
+    std::fs::write(&real, "old\n").unwrap();
+    let link = dir.join("trace-link.txt");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, _, stderr) = kdst(&["replay", text(&saved), "--quiet", "--trace-out", text(&link)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&real).unwrap().contains("API CREATE"));
     // Shrinking a schedule onto itself (`explore` shrank it already) replaces it with the
     // shrunk one, which still replays.
     let (code, stdout, stderr) = kdst(&["shrink", text(&saved), "--out", text(&saved)]);

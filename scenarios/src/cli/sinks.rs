@@ -113,9 +113,10 @@ fn stage(
             in_place.push((path, text));
             continue;
         }
-        let temp = temp_beside(path);
+        let target = through_links(path);
+        let temp = temp_beside(&target);
         let written = std::fs::write(&temp, text);
-        staged.push((temp, path.clone()));
+        staged.push((temp, target));
         written.map_err(|error| cannot_write(path, &error))?;
     }
     for (path, text) in in_place {
@@ -134,8 +135,9 @@ pub(crate) fn write_replacing(path: &Path, text: &str) -> Result<()> {
     if is_special(path) {
         return std::fs::write(path, text).map_err(|error| cannot_write(path, &error));
     }
-    let temp = temp_beside(path);
-    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
+    let target = through_links(path);
+    let temp = temp_beside(&target);
+    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &target));
     if let Err(error) = result {
         let _ = std::fs::remove_file(&temp);
         return Err(cannot_write(path, &error));
@@ -154,7 +156,7 @@ pub(crate) fn check_writable(path: &Path) -> Result<()> {
         Ok(meta) if !meta.is_file() => return Ok(()),
         _ => {}
     }
-    probe(&temp_beside(path)).map_err(|error| cannot_write(path, &error))
+    probe(&temp_beside(&through_links(path))).map_err(|error| cannot_write(path, &error))
 }
 
 /// Creates and removes the file `probe`: whether its directory takes a new file.
@@ -162,6 +164,16 @@ fn probe(probe: &Path) -> std::io::Result<()> {
     OpenOptions::new().write(true).create(true).truncate(true).open(probe).map(drop)?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// The file a symbolic link at `path` leads to (so that replacing the file keeps the user's
+/// link), else `path` itself.
+fn through_links(path: &Path) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    match is_link {
+        true => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        false => path.to_path_buf(),
+    }
 }
 
 /// Whether `path` names something that exists and is neither a regular file nor a directory.
