@@ -113,9 +113,10 @@ impl fmt::Display for Failure {
         }
         // A divergence's message repeats where it happened ("nondeterminism at step N: …"),
         // which the line above already says.
-        let prefix = format!("nondeterminism at step {}: ", self.step);
         let message = match self.kind {
-            FailureKind::Nondeterminism => self.message.strip_prefix(&prefix),
+            FailureKind::Nondeterminism => {
+                self.message.strip_prefix(&format!("nondeterminism at step {}: ", self.step))
+            }
             _ => None,
         };
         write!(f, ": {}", message.unwrap_or(&self.message))?;

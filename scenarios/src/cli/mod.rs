@@ -77,24 +77,19 @@ where
             }
             let text = error.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            // clap lists missing arguments on the lines below its first: keep them on it.
-            let missing: Vec<&str> = match error.kind() {
-                ErrorKind::MissingRequiredArgument => text
+            let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            if error.kind() == ErrorKind::MissingRequiredArgument {
+                // clap lists missing arguments on the lines below its first: keep them on it.
+                let missing: Vec<&str> = text
                     .lines()
                     .skip(1)
                     .map(str::trim)
                     .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let joined;
-            let first = if missing.is_empty() {
-                first
-            } else {
-                joined = format!("{first} {}", missing.join(", "));
-                &joined
-            };
+                    .collect();
+                if !missing.is_empty() {
+                    first = format!("{first} {}", missing.join(", "));
+                }
+            }
             let tip = text.lines().find_map(|line| line.trim().strip_prefix("tip: "));
             match tip {
                 Some(tip) => eprintln!("kdst: {first} ({tip})"),

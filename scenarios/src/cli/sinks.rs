@@ -75,24 +75,12 @@ impl Sinks {
         }
     }
 
-    /// Writes every gathered file, or none: each regular file is written beside its path and
-    /// renamed over it once all of them are written (a device or pipe, which cannot be
-    /// replaced, is written in place, before any rename). Returns lines saying what went where.
+    /// Writes every gathered file, or none (see [`replace_all`]). Returns lines saying what
+    /// went where.
     pub(crate) fn commit(self) -> Result<Vec<String>> {
-        let mut staged = Vec::new();
-        let result = stage(&self.pending, &mut staged);
-        if let Err(error) = result {
-            for (temp, _) in &staged {
-                let _ = std::fs::remove_file(temp);
-            }
-            return Err(error);
-        }
-        for (temp, path) in &staged {
-            if let Err(error) = std::fs::rename(temp, path) {
-                let _ = std::fs::remove_file(temp);
-                return Err(cannot_write(path, &error));
-            }
-        }
+        let files: Vec<(&Path, &str)> =
+            self.pending.iter().map(|(path, _, text)| (path.as_path(), text.as_str())).collect();
+        replace_all(&files)?;
         Ok(self
             .pending
             .iter()
@@ -101,14 +89,36 @@ impl Sinks {
     }
 }
 
-/// Writes each pending file to a temporary file beside it (recorded in `staged`), then each
-/// file that is not a regular file in place.
-fn stage(
-    pending: &[(PathBuf, String, String)],
-    staged: &mut Vec<(PathBuf, PathBuf)>,
-) -> Result<()> {
+/// Writes `text` to `path` whole or not at all (see [`replace_all`]).
+pub(crate) fn write_replacing(path: &Path, text: &str) -> Result<()> {
+    replace_all(&[(path, text)])
+}
+
+/// Writes every file, or none: each regular file is written to a temporary file beside it (the
+/// file a symbolic link leads to, so the link stays) and renamed over it once all of them are
+/// written; a device or pipe, which cannot be replaced, is written in place, before any rename.
+fn replace_all(files: &[(&Path, &str)]) -> Result<()> {
+    let mut staged = Vec::new();
+    if let Err(error) = stage(files, &mut staged) {
+        for (temp, _) in &staged {
+            let _ = std::fs::remove_file(temp);
+        }
+        return Err(error);
+    }
+    for (temp, path) in &staged {
+        if let Err(error) = std::fs::rename(temp, path) {
+            let _ = std::fs::remove_file(temp);
+            return Err(cannot_write(path, &error));
+        }
+    }
+    Ok(())
+}
+
+/// Writes each file to a temporary file beside it (recorded in `staged`), then each file that
+/// is not a regular file in place.
+fn stage(files: &[(&Path, &str)], staged: &mut Vec<(PathBuf, PathBuf)>) -> Result<()> {
     let mut in_place = Vec::new();
-    for (path, _, text) in pending {
+    for &(path, text) in files {
         if is_special(path) {
             in_place.push((path, text));
             continue;
@@ -125,22 +135,6 @@ fn stage(
             .open(path)
             .and_then(|mut file| file.write_all(text.as_bytes()))
             .map_err(|error| cannot_write(path, &error))?;
-    }
-    Ok(())
-}
-
-/// Writes `text` to `path` whole or not at all: through a temporary file beside it, renamed over
-/// it (a device or pipe is written in place).
-pub(crate) fn write_replacing(path: &Path, text: &str) -> Result<()> {
-    if is_special(path) {
-        return std::fs::write(path, text).map_err(|error| cannot_write(path, &error));
-    }
-    let target = through_links(path);
-    let temp = temp_beside(&target);
-    let result = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &target));
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(cannot_write(path, &error));
     }
     Ok(())
 }
