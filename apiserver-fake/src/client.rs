@@ -86,6 +86,11 @@ pub struct ClientConfig {
     pub faults: Faults,
     /// How long a call that times out takes.
     pub timeout: Duration,
+    /// After a `crash-after-write` perturbation, how long the process stays down before it
+    /// restarts.
+    pub restart_delay: Latency,
+    /// How long a `pause-after-write` perturbation holds the writer.
+    pub pause: Latency,
 }
 
 impl Default for ClientConfig {
@@ -94,6 +99,8 @@ impl Default for ClientConfig {
             latency: Latency::range(Duration::from_micros(200), Duration::from_millis(2)),
             faults: Faults::NONE,
             timeout: Duration::from_secs(10),
+            restart_delay: Latency::range(Duration::from_millis(500), Duration::from_secs(5)),
+            pause: Latency::range(Duration::from_secs(1), Duration::from_secs(10)),
         }
     }
 }
@@ -109,6 +116,48 @@ impl ClientConfig {
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// Sets how long a crashed process stays down and how long a paused writer waits.
+    pub fn with_perturbation_delays(mut self, restart_delay: Latency, pause: Latency) -> Self {
+        self.restart_delay = restart_delay;
+        self.pause = pause;
+        self
+    }
+}
+
+/// Perturbation class: a process crashes right after one of its writes reached the server
+/// (Sieve's intermediate states), and restarts after [`ClientConfig::restart_delay`].
+pub const CRASH_AFTER_WRITE: &str = "crash-after-write";
+/// Perturbation class: a writer is held right after one of its writes, for
+/// [`ClientConfig::pause`], while others (the garbage collector) act (Sieve's indirect bugs).
+pub const PAUSE_AFTER_WRITE: &str = "pause-after-write";
+
+/// A request on its way to the server. If the process that sent it crashes first, the request
+/// is already in the network: it still reaches the server, at the crash (Anvil's model).
+struct InFlight<'a, T, F: FnOnce(&ApiServer) -> Result<T, ApiError>> {
+    op: Option<F>,
+    write: bool,
+    server: &'a ApiServer,
+    /// Verb, kind and name, for the trace.
+    what: (&'a str, &'a str, &'a str),
+    result: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T, F: FnOnce(&ApiServer) -> Result<T, ApiError>> Drop for InFlight<'_, T, F> {
+    fn drop(&mut self) {
+        if self.write
+            && sim_core::is_crashing()
+            && let Some(op) = self.op.take()
+        {
+            let result = op(self.server).map(|_| ());
+            let outcome = match result {
+                Ok(()) => "applied".to_string(),
+                Err(error) => format!("{} {:?}", error.code, error.reason),
+            };
+            let (verb, kind, name) = self.what;
+            sim_core::event(format!("in flight at the crash: {verb} {kind} {name} → {outcome}"));
+        }
     }
 }
 
@@ -211,8 +260,13 @@ impl Client {
         write: bool,
         op: impl FnOnce(&ApiServer) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        self.leg().await;
         let (api_version, kind, name) = target;
+        let what = (verb, kind, name);
+        let marker = std::marker::PhantomData;
+        let mut in_flight =
+            InFlight { op: Some(op), write, server: &self.server, what, result: marker };
+        self.leg().await;
+        let op = in_flight.op.take().expect("kdst internal: the request left twice");
         let resource = self
             .server
             .kind_info(api_version, kind)
@@ -244,8 +298,32 @@ impl Client {
                 Err(error)
             }
         };
+        if write {
+            self.after_write(verb, kind, name).await;
+        }
         self.leg().await;
         result
+    }
+
+    /// The perturbation points after a write reached the server, for a task of a
+    /// [`sim_core::Process`] (the processes are what kdst perturbs): crash the process here and
+    /// restart it later ([`CRASH_AFTER_WRITE`]), or hold the writer for a while
+    /// ([`PAUSE_AFTER_WRITE`]).
+    async fn after_write(&self, verb: &str, kind: &str, name: &str) {
+        let Some(process) = sim_core::Process::current() else { return };
+        let restart = || self.config.restart_delay.draw();
+        let crash = sim_core::perturb(CRASH_AFTER_WRITE, || {
+            format!("{} crashes after {verb} {kind} {name}", process.name())
+        });
+        if crash {
+            match sim_core::crash_current(Some(restart())).await {}
+        }
+        let pause = sim_core::perturb(PAUSE_AFTER_WRITE, || {
+            format!("{} held after {verb} {kind} {name}", process.name())
+        });
+        if pause {
+            sim_core::sleep(self.config.pause.draw()).await;
+        }
     }
 
     /// GET.

@@ -67,7 +67,21 @@ pub struct InformerConfig {
     pub resync: Option<Duration>,
     /// How long the reflector waits before retrying a failed list or watch.
     pub retry_backoff: Duration,
+    /// How long an [`INFORMER_LAG`] perturbation holds the watch stream back.
+    pub lag: Latency,
+    /// How long an event an [`UNOBSERVED_STATE`] perturbation withheld waits for the object's
+    /// next event before it is delivered after all.
+    pub withhold_max: Duration,
 }
+
+/// Perturbation class: the watch stream of an informer of a [`sim_core::Process`] stops for a
+/// while ([`InformerConfig::lag`]) before one event reaches the cache, and every later event
+/// waits behind it: how long a cache lags is the strategy's choice, not only a timing draw.
+pub const INFORMER_LAG: &str = "informer-lag";
+/// Perturbation class (Sieve's unobserved states): an informer of a [`sim_core::Process`] does
+/// not deliver one event of an object; its next event delivers the state then (the cache jumps
+/// over the withheld state), and a relist restores it.
+pub const UNOBSERVED_STATE: &str = "unobserved-state";
 
 impl Default for InformerConfig {
     fn default() -> Self {
@@ -75,6 +89,8 @@ impl Default for InformerConfig {
             delivery_delay: Latency::range(Duration::ZERO, Duration::from_millis(5)),
             resync: None,
             retry_backoff: Duration::from_secs(1),
+            lag: Latency::range(Duration::from_millis(100), Duration::from_secs(3)),
+            withhold_max: Duration::from_secs(10),
         }
     }
 }
@@ -83,6 +99,12 @@ impl InformerConfig {
     /// Sets [`InformerConfig::delivery_delay`].
     pub fn with_delivery_delay(mut self, delivery_delay: Latency) -> Self {
         self.delivery_delay = delivery_delay;
+        self
+    }
+
+    /// Sets [`InformerConfig::lag`].
+    pub fn with_lag(mut self, lag: Latency) -> Self {
+        self.lag = lag;
         self
     }
 
@@ -362,6 +384,10 @@ async fn reflect(inner: Rc<Inner>) {
     // resourceVersion synced, and "" (the latest) after 410 Gone.
     let mut last_synced = 0;
     let mut consistent = false;
+    // Perturbation points exist in processes only (the processes are what kdst perturbs).
+    let perturbable = sim_core::Process::current().is_some();
+    // Events withheld (UNOBSERVED_STATE) until the object's next event or their deadline.
+    let mut withheld: Vec<Withheld> = Vec::new();
     'relist: loop {
         let listed = if consistent {
             inner.client.list(api_version, kind, namespace, &Selector::everything()).await
@@ -378,6 +404,7 @@ async fn reflect(inner: Rc<Inner>) {
         };
         consistent = false;
         let mut resource_version = list.resource_version;
+        withheld.clear();
         inner.replace(list.items);
         inner.resource.write();
         if !inner.synced.replace(true) {
@@ -393,7 +420,29 @@ async fn reflect(inner: Rc<Inner>) {
                     continue;
                 }
             };
-            while let Some(event) = watch.next().await {
+            loop {
+                let deadline = withheld.iter().map(|w| w.deadline).min();
+                let next = match deadline {
+                    None => watch.next().await,
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(sim_core::now());
+                        match sim_core::timeout(left, watch.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                // Nothing superseded a withheld event in time: deliver it.
+                                let now = sim_core::now();
+                                let due: Vec<Withheld>;
+                                (due, withheld) =
+                                    withheld.drain(..).partition(|w| w.deadline <= now);
+                                for late in due {
+                                    inner.apply(late.event_type, late.object);
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let Some(event) = next else { break };
                 match event.event_type {
                     EventType::Error => {
                         let error = event.error.expect("an ERROR event carries its error");
@@ -412,6 +461,12 @@ async fn reflect(inner: Rc<Inner>) {
                         if !delay.is_zero() {
                             sim_core::sleep(delay).await;
                         }
+                        if perturbable
+                            && perturbed(&inner, event_type, &event.object, &mut withheld).await
+                        {
+                            resource_version = event.resource_version();
+                            continue;
+                        }
                         resource_version = event.resource_version();
                         inner.apply(event_type, event.object);
                     }
@@ -420,4 +475,50 @@ async fn reflect(inner: Rc<Inner>) {
             // The stream closed without an error: rewatch from the last resourceVersion.
         }
     }
+}
+
+/// An event an [`UNOBSERVED_STATE`] perturbation withheld.
+struct Withheld {
+    event_type: EventType,
+    object: Rc<Object>,
+    /// When it is delivered after all, if no later event of the object superseded it.
+    deadline: sim_core::SimTime,
+}
+
+/// The perturbation points of one watch event of an informer of a process: hold the stream back
+/// ([`INFORMER_LAG`]), or withhold the event ([`UNOBSERVED_STATE`]): the object's next event
+/// supersedes it (the cache never holds the withheld state), or, if none comes within
+/// [`InformerConfig::withhold_max`], it is delivered late. Returns whether the event is withheld.
+async fn perturbed(
+    inner: &Inner,
+    event_type: EventType,
+    object: &Rc<Object>,
+    withheld: &mut Vec<Withheld>,
+) -> bool {
+    let verb = match event_type {
+        EventType::Added => "ADDED",
+        EventType::Modified => "MODIFIED",
+        _ => "DELETED",
+    };
+    let (namespace, name) = (&object.metadata.namespace, &object.metadata.name);
+    let lag = sim_core::perturb(INFORMER_LAG, || {
+        format!("{} holds back {verb} {} {}/{name}", inner.name, object.kind, namespace)
+    });
+    if lag {
+        sim_core::sleep(inner.config.lag.draw()).await;
+    }
+    let same =
+        |w: &Withheld| w.object.metadata.namespace == *namespace && w.object.metadata.name == *name;
+    if let Some(index) = withheld.iter().position(same) {
+        withheld.remove(index);
+        return false;
+    }
+    let withhold = sim_core::perturb(UNOBSERVED_STATE, || {
+        format!("{} withholds {verb} {} {}/{name}", inner.name, object.kind, namespace)
+    });
+    if withhold {
+        let deadline = sim_core::now() + inner.config.withhold_max;
+        withheld.push(Withheld { event_type, object: object.clone(), deadline });
+    }
+    withhold
 }

@@ -117,8 +117,9 @@ impl Registry {
     }
 
     /// The built-in kinds kdst models: core v1 (Namespace, ConfigMap, Secret, Pod, Service,
-    /// ServiceAccount, ReplicationController, Node, Event), apps/v1, batch/v1, coordination,
-    /// rbac, and the deprecated beta workload groups whose default propagation is Orphan
+    /// ServiceAccount, ReplicationController, PersistentVolumeClaim, Node, Event), apps/v1
+    /// (StatefulSet included, Background by default as in `pkg/registry/apps/statefulset`),
+    /// batch/v1, coordination, rbac, and the deprecated beta workload groups whose default propagation is Orphan
     /// (`pkg/registry/*/strategy.go` `DefaultGarbageCollectionPolicy`).
     pub fn builtin() -> Self {
         let mut registry = Registry::empty();
@@ -133,6 +134,7 @@ impl Registry {
             b("v1", "Event", "events", true),
             b("v1", "Node", "nodes", false),
             b("v1", "ReplicationController", "replicationcontrollers", true).orphan_by_default(),
+            b("v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
             b("apps/v1", "Deployment", "deployments", true),
             b("apps/v1", "ReplicaSet", "replicasets", true),
             b("apps/v1", "StatefulSet", "statefulsets", true),

@@ -5,9 +5,14 @@
 //! validation, finalizer and DELETE-propagation rules, watches with bounded history, a client
 //! with seeded latency and faults ([`Client`]), client-go work queues ([`workqueue`]), informers
 //! with caches that lag ([`Informer`]), the controller runtime ([`Controller`]), the garbage
-//! collector ([`GarbageCollector`]) and the namespace controller ([`NamespaceController`]).
+//! collector ([`GarbageCollector`]), the namespace controller ([`NamespaceController`]), the
+//! StatefulSet controller ([`StatefulSetController`]), the PVC protection controller
+//! ([`PvcProtectionController`]) and a simulated node that ends pods' grace periods
+//! ([`Kubelet`]).
 //! The rules are those of `docs/08-fidelity.md` (§1–§6), checked against upstream; each module
-//! names the upstream code it follows.
+//! names the upstream code it follows. [`endstate`] holds the pure parts of the generic
+//! oracles: masked end states to compare with a reference run or hash ([`EndState`]), and the
+//! per-object update summary ([`UpdateSummary`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -49,8 +54,16 @@
 //! - Every kind has a generation starting at 1 (upstream, ConfigMaps, Secrets and Namespaces
 //!   keep 0); deleting a namespace sets a grace period of 0 and, with no `spec.finalizers`,
 //!   removes it at once.
-//! - Graceful deletion (pods' grace periods) is not modelled: every deletion is immediate or
-//!   waits for finalizers.
+//! - Graceful deletion is modelled for v1 Pods only, and only with
+//!   [`ServerConfig::graceful_pod_deletion`] (off by default: every deletion is then immediate
+//!   or waits for finalizers). With it, a pod's DELETE sets `deletionTimestamp` to now plus the
+//!   grace period and [`Kubelet`], the one simulated node, removes the pod when that time comes;
+//!   every pod counts as scheduled to that node (there is no scheduler).
+//! - PersistentVolumeClaims always get `kubernetes.io/pvc-protection` at create
+//!   ([`PvcProtectionController`] removes it); every claim counts as bound (its storage request
+//!   may grow, never shrink); there are no PersistentVolumes.
+//! - [`StatefulSetController`] has no ControllerRevisions or rolling updates and always retains
+//!   claims (see [`statefulset`]).
 //! - The GC patches ownerReferences with JSON merge patches carrying the resourceVersion (the
 //!   upstream path for custom resources) also for built-in kinds, where upstream uses a
 //!   strategic merge patch without one; a conflict is retried through the queue.
@@ -59,32 +72,48 @@
 
 pub mod client;
 pub mod controller;
+pub mod endstate;
 pub mod error;
 pub mod gc;
 pub mod informer;
 pub mod kinds;
+pub mod kubelet;
 pub mod namespace;
 pub mod object;
+pub mod pvc;
 pub mod selector;
 pub mod server;
+pub mod statefulset;
 pub mod workqueue;
 
-pub use client::{Client, ClientConfig, ClientWatch, Faults, Latency};
+pub use client::{
+    CRASH_AFTER_WRITE, Client, ClientConfig, ClientWatch, Faults, Latency, PAUSE_AFTER_WRITE,
+};
 pub use controller::{Action, Controller, ObjectKey, ReconcileError, ReconcileResult};
+pub use endstate::{
+    CountDiff, CountTable, Counts, Difference, EndState, Mask, ObjectId, Stability, StateDiff,
+    UpdateSummary, WriteLog,
+};
 pub use error::{ApiError, Reason};
 pub use gc::{GarbageCollector, GcConfig, Identity, Node};
-pub use informer::{Cache, Informer, InformerConfig, Notification};
+pub use informer::{Cache, INFORMER_LAG, Informer, InformerConfig, Notification, UNOBSERVED_STATE};
 pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
+pub use kubelet::{Kubelet, KubeletConfig};
 pub use namespace::{NamespaceConfig, NamespaceController};
 pub use object::{
     FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectJsonError, ObjectMeta,
     OwnerReference, Time, TimeParseError, merge_patch, parse_manifests,
+};
+pub use pvc::{
+    FINALIZER_PVC_PROTECTION, PvcProtectionConfig, PvcProtectionController, Quantity, QuantityError,
 };
 pub use selector::{Selector, SelectorError};
 pub use server::{
     ApiServer, Change, DeleteOptions, Deleted, EventType, FINALIZER_KUBERNETES, ObjectList,
     PROTECTED_NAMESPACES, Propagation, ServerConfig, Watch, WatchEvent, WatchStart,
 };
+
+pub use statefulset::{StatefulSetConfig, StatefulSetController};
 
 /// The simulator this crate builds on.
 pub use sim_core;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Perturbations;
+
 /// Limits and virtual-time costs for a [`crate::Simulation`].
 ///
 /// Every limit is reported as a limit ([`crate::Outcome::LimitReached`]) naming the likely cause,
@@ -21,6 +23,8 @@ pub struct Config {
     pub poll_cost: Duration,
     /// Extra virtual time per poll, drawn uniformly from `0..=poll_jitter` by a seeded hash.
     pub poll_jitter: Duration,
+    /// Which perturbations ([`crate::perturb`]) a run may make, and how many.
+    pub perturb: Perturbations,
 }
 
 impl Config {
@@ -32,6 +36,7 @@ impl Config {
         events_max: 1_000_000,
         poll_cost: Duration::from_micros(1),
         poll_jitter: Duration::from_micros(1),
+        perturb: Perturbations::DEFAULT,
     };
 
     /// Sets [`Config::steps_max`].
@@ -55,6 +60,12 @@ impl Config {
     /// Sets [`Config::events_max`].
     pub fn with_events_max(mut self, events_max: usize) -> Self {
         self.events_max = events_max;
+        self
+    }
+
+    /// Sets [`Config::perturb`].
+    pub fn with_perturbations(mut self, perturb: Perturbations) -> Self {
+        self.perturb = perturb;
         self
     }
 

@@ -29,6 +29,9 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// Marker for "no task" in `Context::current`.
 pub(crate) const NO_TASK: u32 = u32::MAX;
 
+/// Marker for "in no process" in `TaskMeta::process`.
+pub(crate) const NO_PROCESS: u32 = u32::MAX;
+
 /// Scheduling state of one task slot in the run queue.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
@@ -103,6 +106,10 @@ pub(crate) struct TaskMeta {
     pub wait: Option<Wait>,
     /// Resources this task created ([`crate::footprint::Resource::new`]).
     pub resources: u64,
+    /// The process the task belongs to ([`crate::Process`]), or [`NO_PROCESS`].
+    pub process: u32,
+    /// The task was aborted (its process crashed) rather than finishing.
+    pub aborted: bool,
 }
 
 /// Shared, non-hot simulation state.
@@ -121,6 +128,18 @@ pub(crate) struct State {
     pub oracles: Oracles,
     /// Resources the setup created ([`crate::footprint::Resource::new`]).
     pub setup_resources: u64,
+    /// The processes of the run ([`crate::Process`]), by id.
+    pub processes: Vec<crate::process::ProcessMeta>,
+    /// The process new tasks join while a process boots (or [`NO_PROCESS`] while an abort drops
+    /// futures); `None`: a task joins its parent's process.
+    pub spawn_in: Option<u32>,
+    /// Tasks to abort before the next pick.
+    pub aborts: Vec<u32>,
+    /// Perturbations fired in this run ([`crate::perturb`]).
+    pub perturbations: u32,
+    /// Per perturbation class seen in this run: its name, its span and the points since it
+    /// last fired ([`crate::perturb`]).
+    pub classes: Vec<(&'static str, u64, u64)>,
 }
 
 impl State {
@@ -137,6 +156,11 @@ impl State {
             streams: Streams::new(),
             oracles: Oracles::new(),
             setup_resources: 0,
+            processes: Vec::new(),
+            spawn_in: None,
+            aborts: Vec::new(),
+            perturbations: 0,
+            classes: Vec::new(),
         }
     }
 
@@ -177,6 +201,10 @@ pub(crate) struct Context {
     pub next_event: Cell<u64>,
     /// The running task yielded with its own waker; the executor requeues it (see `YieldNow`).
     pub yielded: Cell<bool>,
+    /// `state.aborts` is non-empty.
+    pub has_aborts: Cell<bool>,
+    /// The executor is dropping the futures of aborted tasks.
+    pub crashing: Cell<bool>,
     /// The data pointer of the running task's own waker, to recognise it in `YieldNow`.
     pub waker_data: Cell<*const ()>,
     pub runq: RefCell<RunQueue>,
@@ -203,6 +231,8 @@ thread_local! {
             attention: Cell::new(false),
             next_event: Cell::new(u64::MAX),
             yielded: Cell::new(false),
+            has_aborts: Cell::new(false),
+            crashing: Cell::new(false),
             waker_data: Cell::new(std::ptr::null()),
             runq: RefCell::new(RunQueue::new()),
             tracking: Cell::new(false),

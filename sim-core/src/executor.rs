@@ -197,6 +197,8 @@ impl Simulation {
         ctx.attention.set(true);
         ctx.next_event.set(duration_nanos(self.config.time_max).saturating_add(1));
         ctx.yielded.set(false);
+        ctx.has_aborts.set(false);
+        ctx.crashing.set(false);
         ctx.runq.borrow_mut().clear();
         let mut state = ctx.state.borrow_mut();
         state.config = self.config.clone();
@@ -212,6 +214,11 @@ impl Simulation {
         state.streams.reset(seed);
         state.oracles.clear();
         state.setup_resources = 0;
+        state.processes.clear();
+        state.spawn_in = None;
+        state.aborts.clear();
+        state.perturbations = 0;
+        state.classes.clear();
         self.trace.seed = seed;
         self.trace.steps.clear();
         self.trace.outcome = None;
@@ -231,6 +238,15 @@ impl Simulation {
                 ctx.attention.set(false);
                 if ctx.has_spawned.get() {
                     self.adopt_spawned(ctx);
+                }
+                if ctx.has_aborts.get() {
+                    let slots = &mut self.slots;
+                    crate::process::abort_pending(ctx, |task| {
+                        slots.get_mut(task as usize).and_then(|slot| slot.future.take())
+                    });
+                    if ctx.has_spawned.get() {
+                        self.adopt_spawned(ctx);
+                    }
                 }
                 if ctx.failed.get() {
                     return recorded_outcome(ctx);
@@ -501,7 +517,10 @@ impl Simulation {
         state.spawned.clear();
         state.timers.clear();
         state.oracles.clear();
+        state.aborts.clear();
+        let processes = std::mem::take(&mut state.processes);
         drop(state);
+        drop(processes);
         ctx.runq.borrow_mut().clear();
         ctx.waker_data.set(std::ptr::null());
         ctx.tracking.set(false);

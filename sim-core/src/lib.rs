@@ -80,6 +80,8 @@ mod failure;
 pub mod footprint;
 mod gomap;
 mod oracle;
+mod perturb;
+mod process;
 mod rng;
 pub mod schedule;
 mod shrink;
@@ -98,6 +100,8 @@ pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress, Syste
 pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
+pub use perturb::{Perturbations, perturb, perturbations_fired};
+pub use process::{Crashed, Process, ProcessId, crash_current, is_crashing};
 pub use rng::{
     choose, fnv1a, fork, mix64, random_bool, random_duration, random_range, random_u64, seed,
     with_stream,
@@ -110,8 +114,8 @@ pub use strategy::{
 };
 pub use syncmap::SyncMap;
 pub use task::{
-    Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn, spawn_daemon,
-    stop, task_name, yield_now,
+    Aborted, Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn,
+    spawn_daemon, stop, task_name, yield_now,
 };
 pub use time::{
     Elapsed, Interval, SimTime, Sleep, Timeout, interval, now, sleep, sleep_until, timeout,

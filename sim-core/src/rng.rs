@@ -191,26 +191,35 @@ pub fn choose(bound: u64) -> u64 {
     assert!(bound > 0, "kdst: choose(0) has no possible outcome");
     context::with("choose", |ctx| {
         let step = ctx.step.get();
-        let drawn = {
-            let mut strategy = ctx.strategy.borrow_mut();
-            let strategy = strategy.as_mut().expect("kdst internal: no strategy during a run");
-            strategy.next_draw(step, bound)
-        };
-        match drawn {
-            Ok(value) => {
-                debug_assert!(value < bound, "strategy drew {value} for bound {bound}");
-                ctx.state.borrow_mut().draws.push((step, value));
-                value
-            }
-            Err(divergence) => {
-                let failure = context::failure_here(
-                    ctx,
-                    FailureKind::Nondeterminism,
-                    format!("nondeterminism at step {step}: {divergence}"),
-                    String::new(),
-                );
-                context::abort_with(ctx, failure)
-            }
-        }
+        let value = ask_strategy(ctx, step, |strategy| strategy.next_draw(step, bound));
+        debug_assert!(value < bound, "strategy drew {value} for bound {bound}");
+        ctx.state.borrow_mut().draws.push((step, value));
+        value
     })
+}
+
+/// Asks the run's strategy for a draw at `step`; a strategy that cannot follow the program ends
+/// the run with a nondeterminism failure and unwinds the calling task.
+pub(crate) fn ask_strategy<R>(
+    ctx: &context::Context,
+    step: u64,
+    ask: impl FnOnce(&mut dyn crate::Strategy) -> Result<R, crate::strategy::Divergence>,
+) -> R {
+    let answer = {
+        let mut strategy = ctx.strategy.borrow_mut();
+        let strategy = strategy.as_mut().expect("kdst internal: no strategy during a run");
+        ask(strategy.as_mut())
+    };
+    match answer {
+        Ok(value) => value,
+        Err(divergence) => {
+            let failure = context::failure_here(
+                ctx,
+                FailureKind::Nondeterminism,
+                format!("nondeterminism at step {step}: {divergence}"),
+                String::new(),
+            );
+            context::abort_with(ctx, failure)
+        }
+    }
 }

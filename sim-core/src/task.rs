@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
-use crate::context::{self, NO_TASK, Slot, TaskMeta, Wait};
+use crate::context::{self, NO_PROCESS, NO_TASK, Slot, TaskMeta, Wait};
 use crate::failure::FailureKind;
 use crate::footprint::Resource;
 use crate::trace::{EventKind, TASK_ID_MAX};
@@ -71,10 +71,10 @@ where
     F::Output: 'static,
 {
     let join = Rc::new(JoinState::new());
-    let completer = join.clone();
+    let completer = Completer(join.clone());
     let wrapped = async move {
         let value = future.await;
-        completer.complete(value);
+        completer.0.complete(value);
     };
     Resource::TASKS.write();
     let id = context::with("spawn", |ctx| {
@@ -86,6 +86,10 @@ where
         let mut state = ctx.state.borrow_mut();
         let id = state.tasks.len() as u32;
         let parent = ctx.current.get();
+        let process = match state.spawn_in {
+            Some(process) => process,
+            None => state.tasks.get(parent as usize).map_or(NO_PROCESS, |meta| meta.process),
+        };
         if id >= state.config.tasks_max || id >= TASK_ID_MAX {
             let parent_name = state.task_name(parent).to_string();
             let limit = state.config.tasks_max.min(TASK_ID_MAX);
@@ -109,6 +113,8 @@ where
             frames: Vec::new(),
             wait: None,
             resources: 0,
+            process,
+            aborted: false,
         });
         state.spawned.push((id, Box::pin(wrapped)));
         drop(state);
@@ -130,7 +136,25 @@ where
 struct JoinState<T> {
     value: RefCell<Option<T>>,
     finished: Cell<bool>,
+    /// The task's future was dropped before it finished: its process crashed, or the run ended.
+    aborted: Cell<bool>,
     waiter: RefCell<Option<Waker>>,
+}
+
+/// Completes a task's [`JoinState`]; dropped unfinished, it marks the task aborted and wakes the
+/// joiner.
+struct Completer<T>(Rc<JoinState<T>>);
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if !self.0.finished.get() {
+            self.0.aborted.set(true);
+            let waiter = self.0.waiter.borrow_mut().take();
+            if let Some(waker) = waiter {
+                waker.wake();
+            }
+        }
+    }
 }
 
 impl<T> JoinState<T> {
@@ -138,6 +162,7 @@ impl<T> JoinState<T> {
         JoinState {
             value: RefCell::new(None),
             finished: Cell::new(false),
+            aborted: Cell::new(false),
             waiter: RefCell::new(None),
         }
     }
@@ -156,6 +181,15 @@ impl<T> JoinState<T> {
             Resource::task(task.0).read();
             let value = self.value.borrow_mut().take();
             return Poll::Ready(value.expect("kdst: a JoinHandle was polled after it completed"));
+        }
+        if self.aborted.get() {
+            Resource::task(task.0).read();
+            panic!(
+                "kdst: joined task {} ({}), which was aborted (its process crashed); join it with \
+                 JoinHandle::result to handle that",
+                task.0,
+                task_name(task)
+            );
         }
         // The task's exit wakes this one.
         Resource::task(task.0).check();
@@ -187,7 +221,42 @@ impl<T> JoinHandle<T> {
         Resource::task(self.id.0).read();
         self.join.finished.get()
     }
+
+    /// Whether the task was aborted before it finished (its [`crate::Process`] crashed).
+    pub fn is_aborted(&self) -> bool {
+        Resource::task(self.id.0).read();
+        self.join.aborted.get()
+    }
+
+    /// Waits for the task: its value, or [`Aborted`] if its process crashed first. (Awaiting the
+    /// handle itself panics for an aborted task.)
+    pub async fn result(self) -> Result<T, Aborted> {
+        let (id, join) = (self.id, self.join);
+        std::future::poll_fn(move |cx| {
+            if !join.finished.get() && join.aborted.get() {
+                Resource::task(id.0).read();
+                return Poll::Ready(Err(Aborted { task: id }));
+            }
+            join.poll_join(id, cx).map(Ok)
+        })
+        .await
+    }
 }
+
+/// A joined task was aborted: its [`crate::Process`] crashed before it finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aborted {
+    /// The aborted task.
+    pub task: TaskId,
+}
+
+impl fmt::Display for Aborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} was aborted (its process crashed)", self.task)
+    }
+}
+
+impl std::error::Error for Aborted {}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -242,7 +311,8 @@ impl<T: 'static> JoinSet<T> {
             if self.handles.is_empty() {
                 return Poll::Ready(None);
             }
-            if let Some(index) = self.handles.iter().position(JoinHandle::is_finished) {
+            let ended = |handle: &JoinHandle<T>| handle.is_finished() || handle.join.aborted.get();
+            if let Some(index) = self.handles.iter().position(ended) {
                 let handle = self.handles.remove(index);
                 return handle.join.poll_join(handle.id, cx).map(Some);
             }

@@ -260,6 +260,9 @@ fn strategy_names_are_those_of_check() {
         "dfs:0",
         "dfs-full:3",
         "dfs-delays:1",
+        "dfs:1+1",
+        "dfs-full:0+2",
+        "dfs-delays:2+1",
     ] {
         let spec: StrategySpec = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(spec.to_string().parse::<StrategySpec>(), Ok(spec), "{name}");
@@ -269,11 +272,15 @@ fn strategy_names_are_those_of_check() {
     let unknown = "bogus".parse::<StrategySpec>().expect_err("unknown");
     assert_eq!(
         unknown.to_string(),
-        "unknown strategy \"bogus\" (known: random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B)"
+        "unknown strategy \"bogus\" (known: random, pct, pct:D, portfolio, dfs:B, dfs-full:B, \
+         dfs-delays:B (each dfs also :B+P))"
     );
     let depth = "pct:0".parse::<StrategySpec>().expect_err("depth 0");
     assert!(depth.to_string().contains("not a number ≥ 1"), "{depth}");
     assert!("dfs:x".parse::<StrategySpec>().is_err());
+    assert_eq!("dfs:1+0".parse::<StrategySpec>().map(|s| s.to_string()), Ok("dfs:1".to_string()));
+    assert!("dfs:1+".parse::<StrategySpec>().is_err());
+    assert!("dfs:1+x".parse::<StrategySpec>().is_err());
     assert!("random:2".parse::<StrategySpec>().is_err());
     let report = Check::new("portfolio_check")
         .with_env(&[])

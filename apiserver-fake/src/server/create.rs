@@ -3,7 +3,8 @@
 //! through it. Mirrors upstream `registry/rest/create.go` (`BeforeCreate`),
 //! `registry/generic/registry/store.go` (`Store.Create`), `storage/names/generate.go`
 //! (`simpleNameGenerator.GenerateName`) and `plugin/pkg/admission/namespace/lifecycle/admission.go`
-//! (`Lifecycle.Admit`).
+//! (`Lifecycle.Admit`); a PersistentVolumeClaim also passes `StorageObjectInUseProtection`
+//! ([`crate::pvc`]).
 
 use serde_json::{Value, json};
 use sim_core::{FailureKind, RngCore};
@@ -73,6 +74,12 @@ impl ApiServer {
                 (object.metadata.namespace.clone(), object.metadata.name.clone());
             if info.namespaced
                 && let Err(e) = store.admit_namespace(&info, &namespace, &name)
+            {
+                break 'create Err(e);
+            }
+            // `StorageObjectInUseProtection`: a claim gets `kubernetes.io/pvc-protection`.
+            if crate::pvc::is_pvc(&info.api_version, &info.kind)
+                && let Err(e) = crate::pvc::admit_create(&mut object)
             {
                 break 'create Err(e);
             }

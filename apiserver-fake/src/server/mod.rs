@@ -34,6 +34,7 @@ use std::rc::Rc;
 
 use sim_core::footprint::Resource;
 
+use crate::endstate::WriteLog;
 use crate::error::ApiError;
 use crate::kinds::{KindId, KindInfo, Registry};
 use crate::object::Object;
@@ -68,6 +69,15 @@ pub struct ServerConfig {
     /// read picks a seeded point in `latest - stale_reads ..= latest` still in the history.
     /// 0: such reads see the latest state.
     pub stale_reads: u64,
+    /// Keep a [`WriteLog`] of every write (counts per object and event type, the virtual time
+    /// of each), never compacted, for [`crate::UpdateSummary`] and [`crate::Stability`]. Off: one
+    /// branch per write.
+    pub update_summary: bool,
+    /// Model graceful deletion of v1 Pods (`registry/core/pod/strategy.go`
+    /// `CheckGracefulDelete`): a DELETE sets `deletionTimestamp` to now plus the grace period
+    /// and leaves the pod for a node ([`crate::Kubelet`]) to remove with a grace period of 0.
+    /// Off by default: every pod deletion is then immediate (or waits for finalizers).
+    pub graceful_pod_deletion: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +88,8 @@ impl Default for ServerConfig {
             watch_buffer_max: 10_000,
             system_namespaces: true,
             stale_reads: 0,
+            update_summary: false,
+            graceful_pod_deletion: false,
         }
     }
 }
@@ -104,6 +116,18 @@ impl ServerConfig {
     /// Sets [`ServerConfig::stale_reads`].
     pub fn with_stale_reads(mut self, stale_reads: u64) -> Self {
         self.stale_reads = stale_reads;
+        self
+    }
+
+    /// Sets [`ServerConfig::update_summary`].
+    pub fn with_update_summary(mut self, update_summary: bool) -> Self {
+        self.update_summary = update_summary;
+        self
+    }
+
+    /// Sets [`ServerConfig::graceful_pod_deletion`].
+    pub fn with_graceful_pod_deletion(mut self, graceful_pod_deletion: bool) -> Self {
+        self.graceful_pod_deletion = graceful_pod_deletion;
         self
     }
 
@@ -140,6 +164,7 @@ impl ApiServer {
     /// the system namespaces are created at once, stamped with virtual time.
     pub fn new(registry: Registry, config: ServerConfig) -> Self {
         let system = config.system_namespaces;
+        let writes = config.update_summary.then(WriteLog::default);
         let resource = Resource::new();
         let server = ApiServer {
             store: Rc::new(RefCell::new(Store {
@@ -151,6 +176,7 @@ impl ApiServer {
                 count: 0,
                 history: VecDeque::new(),
                 compacted: 0,
+                writes,
                 watchers: Vec::new(),
                 resource,
             })),
@@ -207,6 +233,11 @@ impl ApiServer {
     /// The retained change log (oldest first), as watchers received it.
     pub fn history(&self) -> Vec<Change> {
         self.read_store().history.iter().cloned().collect()
+    }
+
+    /// A copy of the write log, if [`ServerConfig::update_summary`] is on.
+    pub fn write_log(&self) -> Option<WriteLog> {
+        self.read_store().writes.clone()
     }
 
     /// GET.

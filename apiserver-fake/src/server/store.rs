@@ -12,6 +12,7 @@ use sim_core::footprint::Resource;
 
 use super::watch::{Change, EventType, WatchEvent, Watcher};
 use super::{ApiServer, ServerConfig};
+use crate::endstate::WriteLog;
 use crate::error::ApiError;
 use crate::kinds::{KindId, KindInfo, Registry};
 use crate::object::Object;
@@ -29,6 +30,8 @@ pub(super) struct Store {
     pub(super) history: VecDeque<Change>,
     /// The newest resourceVersion no longer in `history`.
     pub(super) compacted: u64,
+    /// Every write, when [`ServerConfig::update_summary`] is on.
+    pub(super) writes: Option<WriteLog>,
     pub(super) watchers: Vec<Weak<Watcher>>,
     /// The server's resource (see [`ApiServer`]).
     pub(super) resource: Resource,
@@ -116,6 +119,9 @@ impl Store {
                 watcher.last.set(self.rv);
                 watcher.push(event.clone(), buffer_max);
             }
+        }
+        if let Some(writes) = &mut self.writes {
+            writes.record(event_type, &object);
         }
         self.history.push_back(Change { kind: id, event, previous });
         while self.history.len() > self.config.history_max {

@@ -4,7 +4,8 @@
 //! (`BeforeUpdate`), `registry/generic/registry/store.go` (`Store.Update`,
 //! `ShouldDeleteDuringUpdate`), `endpoints/handlers/patch.go`
 //! (`jsonMergePatcher.applyPatchToCurrentObject`) and `pkg/registry/core/namespace/storage`
-//! (`FinalizeREST.Update`).
+//! (`FinalizeREST.Update`). A PersistentVolumeClaim's storage request may not shrink
+//! (`ValidatePersistentVolumeClaimUpdate`, [`crate::pvc`]).
 
 use serde_json::{Value, json};
 
@@ -233,6 +234,9 @@ impl Store {
         }
         meta.generation = old.metadata.generation;
         validate_meta_update(info, &name, &old, &new)?;
+        if subresource == Subresource::Main && crate::pvc::is_pvc(&info.api_version, &info.kind) {
+            crate::pvc::validate_update(&old, &new)?;
+        }
         let spec_changed = new.spec != old.spec
             || new.other != old.other
             || (info.custom && !info.status_subresource && new.status != old.status);
@@ -244,8 +248,15 @@ impl Store {
         }
         let namespace_finalized = info.kind != "Namespace"
             || new.spec.get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
-        if old.is_deleting() && new.metadata.finalizers.is_empty() && namespace_finalized {
-            // `ShouldDeleteDuringUpdate`: the last finalizer is gone. The write is not persisted:
+        // A pod still in its grace period stays for the node to remove.
+        let graceless = old.metadata.deletion_grace_period_seconds.unwrap_or(0) == 0;
+        if old.is_deleting()
+            && new.metadata.finalizers.is_empty()
+            && namespace_finalized
+            && graceless
+        {
+            // `ShouldDeleteDuringUpdate`: the last finalizer is gone (and the deletion grace
+            // period is 0). The write is not persisted:
             // the stored object is deleted and watchers get its last stored state.
             // `deleteWithoutFinalizers` answers with the object as written.
             self.commit(id, EventType::Deleted, (*old).clone());

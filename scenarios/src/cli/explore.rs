@@ -207,7 +207,7 @@ fn shrink_and_save(
 
 /// The `dfs` part of the JSON document, for a systematic search.
 fn dfs_doc(strategy: StrategySpec, summary: &ExploreSummary) -> Option<DfsDoc> {
-    let (StrategySpec::Dfs { kind, bound, reduction }, Some(systematic)) =
+    let (StrategySpec::Dfs { kind, bound, reduction, .. }, Some(systematic)) =
         (strategy, &summary.systematic)
     else {
         return None;

@@ -403,4 +403,9 @@ impl Strategy for Directed {
         self.next_draw += 1;
         Ok(if value < bound { value } else { 0 })
     }
+
+    fn next_flag(&mut self, step: u64, _odds: u64) -> Result<bool, Divergence> {
+        // A recorded perturbation point is 1 (fired) or 0.
+        Ok(self.next_draw(step, 2)? == 1)
+    }
 }

@@ -133,6 +133,9 @@ pub fn shrink(
             && (failure.kind != FailureKind::GoFatal || candidate.message == failure.message)
     };
     let mut shrinker = Shrinker { sim: &mut sim, schedule, setup: &setup, same: &same, replays: 1 };
+    // Perturbations and other draws the failure does not need go first: each one less is a
+    // step of the story less, and the rest of the search works on the smaller run.
+    let original = shrinker.zero_draws(original, budget / 4);
     // Only a failure that names two tasks can be guided; others shrink greedily as they did.
     let guidable = pair(&original.failure).is_some();
     let guided = if guidable { shrinker.guided(&original, 1 + budget / 4) } else { None };
@@ -181,6 +184,40 @@ struct Shrinker<'a> {
 }
 
 impl Shrinker<'_> {
+    /// Sets draws to 0 one at a time, last first — a fired perturbation ([`crate::perturb`])
+    /// becomes "no" — keeping each change under which the run still fails the same way. The
+    /// rest of the schedule follows by cursor ([`Follow`]), since a perturbation taken out
+    /// changes what runs after it. Spends at most `budget` replays.
+    fn zero_draws(&mut self, mut best: Best, budget: u64) -> Best {
+        let mut index = best.schedule.draws.len();
+        while index > 0 {
+            index -= 1;
+            if self.replays >= budget {
+                break;
+            }
+            let Some(&(_, value)) = best.schedule.draws.get(index) else { continue };
+            if value == 0 {
+                continue;
+            }
+            let mut candidate = best.schedule.clone();
+            candidate.draws[index].1 = 0;
+            self.sim.set_strategy(Box::new(Follow::new(&candidate)));
+            let outcome = self.sim.run(self.schedule.seed, self.setup);
+            self.replays += 1;
+            let nonzero = |schedule: &Schedule| schedule.draws.iter().filter(|d| d.1 != 0).count();
+            if let Outcome::Failed(found) = outcome
+                && (self.same)(&found)
+            {
+                let found = Best::record(self.sim, self.schedule, found);
+                if nonzero(&found.schedule) < nonzero(&best.schedule) {
+                    index = index.min(found.schedule.draws.len());
+                    best = found;
+                }
+            }
+        }
+        best
+    }
+
     /// Runs `strategy` once; the outcome if it failed the same way, smaller than `than`.
     fn try_run(&mut self, strategy: Box<dyn Strategy>, than: (usize, usize)) -> Option<Best> {
         self.sim.set_strategy(strategy);
@@ -389,5 +426,10 @@ impl Strategy for Follow {
         let value = self.draws.get(self.next_draw).copied().unwrap_or(0);
         self.next_draw += 1;
         Ok(if value < bound { value } else { 0 })
+    }
+
+    fn next_flag(&mut self, step: u64, _odds: u64) -> Result<bool, Divergence> {
+        // A recorded perturbation point is 1 (fired) or 0.
+        Ok(self.next_draw(step, 2)? == 1)
     }
 }

@@ -190,6 +190,15 @@ pub trait Strategy {
     /// Returns a value in `0..bound` for [`crate::choose`] at `step`.
     fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence>;
 
+    /// Whether a perturbation point ([`crate::perturb`]) at `step` fires, with odds of one in
+    /// `odds` for a random strategy: the default asks [`Strategy::next_draw`] for a value below
+    /// `odds` and fires on the highest. The run records the answer as a draw of 1 (fired) or 0,
+    /// whatever the odds, so a strategy that follows a recorded schedule answers with the
+    /// recorded draw ([`Replay`] does).
+    fn next_flag(&mut self, step: u64, odds: u64) -> Result<bool, Divergence> {
+        Ok(self.next_draw(step, odds)? == odds - 1)
+    }
+
     /// Called when the run ended after `steps` steps; a replay that did not use its whole
     /// schedule reports it here.
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
@@ -224,6 +233,9 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
     fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
         (**self).next_draw(step, bound)
+    }
+    fn next_flag(&mut self, step: u64, odds: u64) -> Result<bool, Divergence> {
+        (**self).next_flag(step, odds)
     }
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
         (**self).end(steps)

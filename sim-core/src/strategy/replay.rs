@@ -76,6 +76,11 @@ impl Strategy for Replay {
         }
     }
 
+    fn next_flag(&mut self, step: u64, _odds: u64) -> Result<bool, Divergence> {
+        // A recorded perturbation point is 1 (fired) or 0.
+        Ok(self.next_draw(step, 2)? == 1)
+    }
+
     fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
         let recorded = self.draws.get(self.next_draw).copied();
         self.next_draw += 1;

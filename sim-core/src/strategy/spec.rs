@@ -43,6 +43,8 @@ pub enum StrategySpec {
         bound: u32,
         /// Partial-order reduction ([`Dfs::with_reduction`]); preemption bounds only.
         reduction: bool,
+        /// Perturbations a schedule may fire ([`Dfs::with_perturbation_bound`]): `dfs:B+P`.
+        perturbations: u32,
     },
 }
 
@@ -64,42 +66,47 @@ impl fmt::Display for StrategyError {
 impl std::error::Error for StrategyError {}
 
 /// The strategies as `kdst --help` and error messages list them.
-pub const KNOWN: &str = "random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B";
+pub const KNOWN: &str =
+    "random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B (each dfs also :B+P)";
 
 impl FromStr for StrategySpec {
     type Err = StrategyError;
 
     /// `random`, `pct` (depth 3), `pct:D`, `portfolio`, `dfs` (`dfs:2`), `dfs:B` (preemptions,
     /// with partial-order reduction), `dfs-full:B` (preemptions, every schedule) or
-    /// `dfs-delays:B`.
+    /// `dfs-delays:B`; any dfs as `…:B+P` also tries up to P perturbations per schedule.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let error = |reason: String| StrategyError { input: text.to_string(), reason };
         let (name, argument) = match text.split_once(':') {
             Some((name, argument)) => (name, Some(argument)),
             None => (text, None),
         };
-        let number = |what: &str, default: u32, min: u32| -> Result<u32, StrategyError> {
-            match argument {
-                None => Ok(default),
-                Some(value) => match value.parse::<u32>() {
-                    Ok(n) if n >= min => Ok(n),
-                    Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                        Err(error(format!(
-                            "the {what} {value} is out of range ({min}..={})",
-                            u32::MAX
-                        )))
-                    }
-                    _ => Err(error(format!("the {what} {value:?} is not a number ≥ {min}"))),
-                },
-            }
+        let number = |argument: Option<&str>, what: &str, default: u32, min: u32| match argument {
+            None => Ok(default),
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if n >= min => Ok(n),
+                Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    Err(error(format!("the {what} {value} is out of range ({min}..={})", u32::MAX)))
+                }
+                _ => Err(error(format!("the {what} {value:?} is not a number ≥ {min}"))),
+            },
         };
+        let argument_text = argument;
         let dfs = |kind, reduction| -> Result<StrategySpec, StrategyError> {
-            Ok(StrategySpec::Dfs { kind, bound: number("bound", 2, 0)?, reduction })
+            // `dfs:B+P`: B preemptions (or delays) plus P perturbations.
+            let (bound, perturbations) = match argument.and_then(|a| a.split_once('+')) {
+                None => (number(argument, "bound", 2, 0)?, 0),
+                Some((bound, perturbations)) => (
+                    number(Some(bound), "bound", 2, 0)?,
+                    number(Some(perturbations), "perturbation bound", 0, 0)?,
+                ),
+            };
+            Ok(StrategySpec::Dfs { kind, bound, reduction, perturbations })
         };
         match name {
             "random" if argument.is_none() => Ok(StrategySpec::Random),
             "portfolio" if argument.is_none() => Ok(StrategySpec::Portfolio),
-            "pct" => Ok(StrategySpec::Pct { depth: number("PCT depth", 3, 1)? }),
+            "pct" => Ok(StrategySpec::Pct { depth: number(argument_text, "PCT depth", 3, 1)? }),
             "dfs" => dfs(BoundKind::Preemptions, true),
             "dfs-full" => dfs(BoundKind::Preemptions, false),
             "dfs-delays" => dfs(BoundKind::Delays, false),
@@ -115,14 +122,17 @@ impl fmt::Display for StrategySpec {
             StrategySpec::Random => f.write_str("random"),
             StrategySpec::Pct { depth } => write!(f, "pct:{depth}"),
             StrategySpec::Portfolio => f.write_str("portfolio"),
-            StrategySpec::Dfs { kind: BoundKind::Preemptions, bound, reduction: true } => {
-                write!(f, "dfs:{bound}")
-            }
-            StrategySpec::Dfs { kind: BoundKind::Preemptions, bound, reduction: false } => {
-                write!(f, "dfs-full:{bound}")
-            }
-            StrategySpec::Dfs { kind: BoundKind::Delays, bound, .. } => {
-                write!(f, "dfs-delays:{bound}")
+            StrategySpec::Dfs { kind, bound, reduction, perturbations } => {
+                let name = match (kind, reduction) {
+                    (BoundKind::Preemptions, true) => "dfs",
+                    (BoundKind::Preemptions, false) => "dfs-full",
+                    (BoundKind::Delays, _) => "dfs-delays",
+                };
+                write!(f, "{name}:{bound}")?;
+                if perturbations > 0 {
+                    write!(f, "+{perturbations}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -179,8 +189,10 @@ impl StrategySpec {
     /// The bounded search this spec names, stopping after `max_schedules` runs; `None` for the
     /// seed-driven strategies.
     pub fn dfs(&self, max_schedules: u64) -> Option<Dfs> {
-        let StrategySpec::Dfs { kind, bound, reduction } = *self else { return None };
-        let dfs = Dfs::bounded(kind, bound, max_schedules);
+        let StrategySpec::Dfs { kind, bound, reduction, perturbations } = *self else {
+            return None;
+        };
+        let dfs = Dfs::bounded(kind, bound, max_schedules).with_perturbation_bound(perturbations);
         Some(if reduction { dfs.with_reduction() } else { dfs })
     }
 
@@ -200,9 +212,14 @@ impl StrategySpec {
                 None => format!("PCT depth {depth}, k {}", drawn()),
             },
             StrategySpec::Portfolio => format!("PCT k {}", drawn()),
-            StrategySpec::Dfs { kind, bound, reduction } => {
+            StrategySpec::Dfs { kind, bound, reduction, perturbations } => {
                 let reduced = if reduction { ", up to the order of independent steps" } else { "" };
-                format!("every schedule within {bound} {}{reduced}", kind.unit())
+                let perturbed = match perturbations {
+                    0 => String::new(),
+                    1 => " and 1 perturbation".to_string(),
+                    p => format!(" and {p} perturbations"),
+                };
+                format!("every schedule within {bound} {}{perturbed}{reduced}", kind.unit())
             }
         }
     }

@@ -150,6 +150,9 @@ enum Point {
     Task { runnable: Vec<TaskId>, current: Option<TaskId>, order: Vec<TaskId> },
     /// A [`crate::choose`] of a value below `bound`.
     Draw { bound: u64 },
+    /// A perturbation point ([`crate::perturb`]): no (0) first, then yes (1) within the
+    /// perturbation bound. `odds` is what the run asked with, to check a replayed path.
+    Flag { odds: u64 },
 }
 
 /// One choice point of the current path.
@@ -162,6 +165,8 @@ struct Frame {
     taken: u64,
     /// Preemptions (or delays) used before this choice.
     preemptions: u32,
+    /// Perturbations fired before this choice.
+    perturbs: u32,
     /// What the bound counts.
     kind: BoundKind,
     /// With reduction, at a task choice: the sleep set this choice point was reached with.
@@ -194,14 +199,16 @@ impl Frame {
         match &self.point {
             Point::Task { runnable, .. } => runnable.len() as u64,
             Point::Draw { bound } => *bound,
+            Point::Flag { .. } => 2,
         }
     }
 
     /// The next untried alternative that stays within `bound` preemptions and whose task is not
     /// asleep here.
-    fn next_alternative(&self, bound: u32) -> Option<u64> {
+    fn next_alternative(&self, bound: u32, perturb_bound: u32) -> Option<u64> {
         let within = |rank: u64| self.preemptions.saturating_add(self.cost(rank)) <= bound;
         match &self.point {
+            Point::Flag { .. } => (self.taken == 0 && self.perturbs < perturb_bound).then_some(1),
             Point::Draw { .. } => {
                 let next = self.taken + 1;
                 (next < self.alternatives() && within(next)).then_some(next)
@@ -220,7 +227,9 @@ impl Frame {
     fn task(&self) -> TaskId {
         match &self.point {
             Point::Task { order, .. } => order[self.taken as usize],
-            Point::Draw { .. } => unreachable!("kdst internal: a draw frame has no task"),
+            Point::Draw { .. } | Point::Flag { .. } => {
+                unreachable!("kdst internal: a draw frame has no task")
+            }
         }
     }
 }
@@ -228,6 +237,10 @@ impl Frame {
 #[derive(Debug)]
 struct Search {
     bound: u32,
+    /// Perturbations a schedule may fire ([`Dfs::with_perturbation_bound`]).
+    perturb_bound: u32,
+    /// Perturbations fired so far in this run.
+    perturbs: u32,
     kind: BoundKind,
     /// The task picked last in this run (for the round-robin order of delay bounding).
     last: Option<TaskId>,
@@ -275,6 +288,8 @@ impl Search {
     fn new(bound: u32, kind: BoundKind, limit: u64) -> Self {
         Search {
             bound,
+            perturb_bound: 0,
+            perturbs: 0,
             kind,
             last: None,
             limit,
@@ -300,11 +315,35 @@ impl Search {
             barrier: false,
         }
     }
+    /// Appends a frame for a value choice (a draw or a perturbation point) at the path's end.
+    fn push_value_frame(&mut self, step: u64, point: Point) {
+        let (preemptions, perturbs, kind) = (self.preemptions, self.perturbs, self.kind);
+        let (sleep, done, ran, tried, wanted) = (Vec::new(), Vec::new(), None, Vec::new(), None);
+        let taken = 0;
+        let frame = Frame {
+            step,
+            point,
+            taken,
+            preemptions,
+            perturbs,
+            kind,
+            sleep,
+            done,
+            ran,
+            tried,
+            wanted,
+        };
+        self.path.push(frame);
+    }
+
     /// Takes the frame at the cursor (checked by the caller) and advances.
     fn take(&mut self) -> u64 {
         let frame = &self.path[self.cursor];
         let taken = frame.taken;
         self.preemptions += frame.cost(taken);
+        if matches!(frame.point, Point::Flag { .. }) && taken == 1 {
+            self.perturbs += 1;
+        }
         self.cursor += 1;
         taken
     }
@@ -315,7 +354,7 @@ impl Search {
                 let task = frame.task();
                 frame.done.push(Sleeper { task, accesses });
             }
-            if let Some(next) = frame.next_alternative(self.bound) {
+            if let Some(next) = frame.next_alternative(self.bound, self.perturb_bound) {
                 frame.taken = next;
                 if let Point::Task { order, .. } = &frame.point {
                     frame.tried.push(order[next as usize]);
@@ -347,6 +386,15 @@ impl Dfs {
     /// itself done after `max_schedules` runs (`u64::MAX` for no limit).
     pub fn bounded(kind: BoundKind, bound: u32, max_schedules: u64) -> Self {
         Dfs { state: Rc::new(RefCell::new(Search::new(bound, kind, max_schedules))) }
+    }
+
+    /// The same search, also trying "yes" at perturbation points ([`crate::perturb`]), at most
+    /// `bound` times per schedule (0, the default: every point says no). Perturbation points
+    /// are choice points of their own: firing one costs no preemption.
+    #[must_use]
+    pub fn with_perturbation_bound(self, bound: u32) -> Self {
+        self.state.borrow_mut().perturb_bound = bound;
+        self
     }
 
     /// The same search with partial-order reduction (see the module docs): dynamic partial-order
@@ -394,14 +442,17 @@ impl Strategy for Dfs {
         let mut state = self.state.borrow_mut();
         if state.complete {
             let (bound, kind, limit, reduce) = (state.bound, state.kind, state.limit, state.reduce);
+            let perturb_bound = state.perturb_bound;
             *state = Search::new(bound, kind, limit);
             state.reduce = reduce;
+            state.perturb_bound = perturb_bound;
         }
         state.first_seed.get_or_insert(seed);
         state.seed = seed;
         state.schedules += 1;
         state.cursor = 0;
         state.preemptions = 0;
+        state.perturbs = 0;
         state.last = None;
         state.diverged = false;
         state.pending.clear();
@@ -449,7 +500,7 @@ impl Strategy for Dfs {
                 Point::Task { runnable, current, .. } => {
                     frame.step == choice.step && *runnable == sorted && *current == current_task
                 }
-                Point::Draw { .. } => false,
+                Point::Draw { .. } | Point::Flag { .. } => false,
             };
             if !fits {
                 let expected = describe(frame);
@@ -478,6 +529,7 @@ impl Strategy for Dfs {
                 point: Point::Task { runnable: sorted, current: current_task, order },
                 taken: 0,
                 preemptions: state.preemptions,
+                perturbs: state.perturbs,
                 kind: state.kind,
                 sleep: std::mem::take(&mut state.pending),
                 done: Vec::new(),
@@ -486,7 +538,7 @@ impl Strategy for Dfs {
                 wanted: None,
             };
             if frame.is_asleep(frame.task()) {
-                match frame.next_alternative(state.bound) {
+                match frame.next_alternative(state.bound, state.perturb_bound) {
                     Some(awake) => frame.taken = awake,
                     None => {
                         // Every task that may run here within the bound is asleep.
@@ -537,15 +589,35 @@ impl Strategy for Dfs {
                 )));
             }
         } else {
-            let (preemptions, kind) = (state.preemptions, state.kind);
             let point = Point::Draw { bound };
-            let (sleep, done, ran, tried, wanted) =
-                (Vec::new(), Vec::new(), None, Vec::new(), None);
-            let frame =
-                Frame { step, point, taken: 0, preemptions, kind, sleep, done, ran, tried, wanted };
-            state.path.push(frame);
+            state.push_value_frame(step, point);
         }
         Ok(state.take())
+    }
+
+    fn next_flag(&mut self, step: u64, odds: u64) -> Result<bool, Divergence> {
+        let mut state = self.state.borrow_mut();
+        if state.stopped.is_some() {
+            return Err(state.stopped_divergence());
+        }
+        if state.blocked {
+            return Ok(false);
+        }
+        state.drew = true;
+        if let Some(frame) = state.path.get(state.cursor) {
+            let fits =
+                frame.step == step && matches!(frame.point, Point::Flag { odds: o } if o == odds);
+            if !fits {
+                let expected = describe(frame);
+                return Err(state.diverge(format!(
+                    "the search's path has {expected} here, but this run has a perturbation \
+                     point at step {step}"
+                )));
+            }
+        } else {
+            state.push_value_frame(step, Point::Flag { odds });
+        }
+        Ok(state.take() == 1)
     }
 
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {

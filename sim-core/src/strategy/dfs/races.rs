@@ -275,7 +275,7 @@ fn task_count(path: &[Frame]) -> usize {
         Point::Task { runnable, .. } => {
             runnable.iter().map(|task| task.0 as usize + 1).max().unwrap_or(0).max(most)
         }
-        Point::Draw { .. } => most,
+        Point::Draw { .. } | Point::Flag { .. } => most,
     })
 }
 

@@ -206,6 +206,7 @@ pub(super) fn describe(frame: &Frame) -> String {
             frame.step
         ),
         Point::Draw { bound } => format!("a draw below {bound} at step {}", frame.step),
+        Point::Flag { .. } => format!("a perturbation point at step {}", frame.step),
     }
 }
 
