@@ -72,12 +72,25 @@ pub struct InformerConfig {
     /// How long an event an [`UNOBSERVED_STATE`] perturbation withheld waits for the object's
     /// next event before it is delivered after all.
     pub withhold_max: Duration,
+    /// After a [`STALE_RECONNECT`] perturbation, how long until the process reconnects to the
+    /// lagging server.
+    pub reconnect_after: Latency,
+    /// After the reconnection, how long until the lagging view catches up.
+    pub catch_up: Latency,
 }
 
 /// Perturbation class: the watch stream of an informer of a [`sim_core::Process`] stops for a
 /// while ([`InformerConfig::lag`]) before one event reaches the cache, and every later event
 /// waits behind it: how long a cache lags is the strategy's choice, not only a timing draw.
 pub const INFORMER_LAG: &str = "informer-lag";
+/// Perturbation class (Sieve's stale states, "time travel"): at an event an informer of a
+/// [`sim_core::Process`] delivers, a second, lagging API server's view of that object freezes
+/// at the state after the event; after [`InformerConfig::reconnect_after`] the process restarts
+/// connected to that server (its informers relist: the stale object and fresh others); after
+/// [`InformerConfig::catch_up`] more the view catches up ([`ApiServer::catch_up_view`]).
+///
+/// [`ApiServer::catch_up_view`]: crate::ApiServer::catch_up_view
+pub const STALE_RECONNECT: &str = "stale-reconnect";
 /// Perturbation class (Sieve's unobserved states): an informer of a [`sim_core::Process`] does
 /// not deliver one event of an object; its next event delivers the state then (the cache jumps
 /// over the withheld state), and a relist restores it.
@@ -91,6 +104,8 @@ impl Default for InformerConfig {
             retry_backoff: Duration::from_secs(1),
             lag: Latency::range(Duration::from_millis(100), Duration::from_secs(3)),
             withhold_max: Duration::from_secs(10),
+            reconnect_after: Latency::range(Duration::from_secs(1), Duration::from_secs(5)),
+            catch_up: Latency::range(Duration::from_secs(5), Duration::from_secs(15)),
         }
     }
 }
@@ -513,6 +528,7 @@ async fn perturbed(
         withheld.remove(index);
         return false;
     }
+    stale_reconnect(inner, event_type, object);
     let withhold = sim_core::perturb(UNOBSERVED_STATE, || {
         format!("{} withholds {verb} {} {}/{name}", inner.name, object.kind, namespace)
     });
@@ -521,4 +537,33 @@ async fn perturbed(
         withheld.push(Withheld { event_type, object: object.clone(), deadline });
     }
     withhold
+}
+
+/// The [`STALE_RECONNECT`] point of one watch event (see there).
+fn stale_reconnect(inner: &Inner, event_type: EventType, object: &Rc<Object>) {
+    let Some(process) = sim_core::Process::current() else { return };
+    let (namespace, name) = (&object.metadata.namespace, &object.metadata.name);
+    let fire = sim_core::perturb(STALE_RECONNECT, || {
+        format!(
+            "a lagging API server's view of {} {namespace}/{name} freezes for {}",
+            object.kind,
+            process.name()
+        )
+    });
+    if !fire {
+        return;
+    }
+    let state = (event_type != EventType::Deleted).then(|| (**object).clone());
+    let server = inner.client.server().clone();
+    let (api_version, kind) = (&inner.api_version, &inner.kind);
+    server.freeze_view(process.id(), api_version, kind, namespace, name, state);
+    let (reconnect, catch_up) = (inner.config.reconnect_after.draw(), inner.config.catch_up.draw());
+    sim_core::spawn_daemon_outside(format!("reconnect {}", process.name()), async move {
+        sim_core::sleep(reconnect).await;
+        server.connect_view(process.id());
+        sim_core::event(format!("{} reconnects to the lagging API server", process.name()));
+        process.restart();
+        sim_core::sleep(catch_up).await;
+        server.catch_up_view(process.id());
+    });
 }

@@ -96,7 +96,9 @@ pub use endstate::{
 };
 pub use error::{ApiError, Reason};
 pub use gc::{GarbageCollector, GcConfig, Identity, Node};
-pub use informer::{Cache, INFORMER_LAG, Informer, InformerConfig, Notification, UNOBSERVED_STATE};
+pub use informer::{
+    Cache, INFORMER_LAG, Informer, InformerConfig, Notification, STALE_RECONNECT, UNOBSERVED_STATE,
+};
 pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
 pub use kubelet::{Kubelet, KubeletConfig};
 pub use namespace::{NamespaceConfig, NamespaceController};

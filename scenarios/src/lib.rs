@@ -26,6 +26,7 @@ pub mod cert_manager_foreground;
 pub mod cert_manager_scheme;
 pub mod cli;
 pub mod informer_cache;
+pub mod mongodb_secrets;
 mod params;
 mod registry;
 mod scenario;
@@ -40,7 +41,7 @@ pub use params::{
     informer_config, informer_config_with,
 };
 pub use registry::{Registry, all, find};
-pub use scenario::{Expect, Meta, MetaError, Scenario, Variant, run};
+pub use scenario::{Expect, Meta, MetaError, Scenario, Variant, reference, run};
 /// The simulator the scenarios run on.
 pub use sim_core;
 pub use target::{Target, TargetError, closest, schedule_strategy};

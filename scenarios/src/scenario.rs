@@ -3,7 +3,12 @@
 
 use std::fmt;
 
-use sim_core::{FailureKind, Outcome, Simulation};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use apiserver_fake::endstate;
+use sim_core::{Config, FailureKind, Outcome, Perturbations, Simulation};
 
 use crate::{Param, Params};
 
@@ -180,6 +185,13 @@ pub trait Scenario: Send + Sync {
         self.meta().params
     }
 
+    /// The generic oracles of this scenario, if it uses them: its workload awaits
+    /// [`Oracles::settle`](apiserver_fake::endstate::Oracles::settle) after the last user
+    /// action, and [`crate::Target`] gives each run the reference run to compare with.
+    fn generic_oracles(&self) -> Option<apiserver_fake::endstate::Oracles> {
+        None
+    }
+
     /// The variant named `name`.
     fn variant(&self, name: &str) -> Option<&'static Variant> {
         self.variants().iter().find(|v| v.name == name)
@@ -200,5 +212,68 @@ pub fn run(
     let Some(variant) = scenario.variant(variant) else {
         panic!("kdst: scenario {} has no variant {variant:?}", scenario.name())
     };
-    sim.run(seed, || scenario.setup(variant, params))
+    if scenario.generic_oracles().is_some() {
+        reference(scenario, variant, params, seed);
+    }
+    sim.run(seed, || setup_compared(scenario, variant, params, seed))
+}
+
+/// `scenario.setup`, after giving the run the reference to compare with when the scenario has
+/// generic oracles ([`Scenario::generic_oracles`]).
+pub(crate) fn setup_compared(
+    scenario: &dyn Scenario,
+    variant: &'static Variant,
+    params: &Params,
+    seed: u64,
+) {
+    if scenario.generic_oracles().is_some() {
+        endstate::compare_with(reference(scenario, variant, params, seed));
+    }
+    scenario.setup(variant, params);
+}
+
+/// The reference run of `scenario`'s workload with `variant`, `params` and `seed`: the same
+/// setup, with the random strategy and no perturbations, to its settled end state. Computed once
+/// per process and cached, so a search pays for each workload and seed once. `None` if the
+/// reference run did not settle (it failed or hit a limit): then only eventually stable
+/// reconciliation is checked.
+///
+/// Asked from inside another run's setup, it runs on a thread of its own (runs do not nest on one
+/// thread); that thread runs one simulation to its end and is joined at once, so the run that
+/// asked stays a function of its seed. [`run`] and `Target::run` ask before their run starts,
+/// on their own thread, with a simulator kept per thread for reference runs.
+pub fn reference(
+    scenario: &dyn Scenario,
+    variant: &'static Variant,
+    params: &Params,
+    seed: u64,
+) -> Option<Arc<endstate::Reference>> {
+    type Cache = BTreeMap<String, Option<Arc<endstate::Reference>>>;
+    thread_local! {
+        static REFERENCE_SIM: RefCell<Simulation> = RefCell::new(Simulation::new(
+            Config::default().with_perturbations(Perturbations::NONE),
+        ));
+    }
+    static REFERENCES: Mutex<Cache> = Mutex::new(BTreeMap::new());
+    let key = format!("{} {} {params} seed {seed}", scenario.name(), variant.name);
+    if let Some(found) = REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return found.clone();
+    }
+    let compute = || {
+        endstate::record_reference();
+        REFERENCE_SIM.with(|sim| {
+            let mut sim = sim.borrow_mut();
+            let outcome = sim.run(seed, || scenario.setup(variant, params));
+            let reference = endstate::take_reference();
+            (outcome == Outcome::Completed).then_some(reference).flatten().map(Arc::new)
+        })
+    };
+    let reference = if sim_core::in_simulation() {
+        // From inside a run's setup: runs do not nest on one thread.
+        std::thread::scope(|scope| scope.spawn(compute).join().unwrap_or(None))
+    } else {
+        compute()
+    };
+    REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).insert(key, reference.clone());
+    reference
 }

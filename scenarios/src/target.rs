@@ -225,14 +225,21 @@ impl Target {
     }
 
     /// Builds the run inside a simulation's setup: the seed ([`sim_core::seed`]) picks the
-    /// parameters.
+    /// parameters. For a scenario with generic oracles ([`Scenario::generic_oracles`]), the run
+    /// compares its end state with the reference run of the same workload and seed without
+    /// perturbations, run first if no earlier run computed it ([`crate::reference`]).
     pub fn setup(&self) {
-        let params = self.params_for(sim_core::seed());
-        self.scenario.setup(self.variant, &params);
+        let seed = sim_core::seed();
+        let params = self.params_for(seed);
+        crate::scenario::setup_compared(self.scenario.as_ref(), self.variant, &params, seed);
     }
 
     /// Runs seed `seed` on `sim` (with whatever strategy `sim` has).
     pub fn run(&self, sim: &mut Simulation, seed: u64) -> Outcome {
+        if self.scenario.generic_oracles().is_some() {
+            // Before the run, on this thread (cached for the setup's own lookup).
+            crate::reference(self.scenario.as_ref(), self.variant, &self.params_for(seed), seed);
+        }
         sim.run(seed, || self.setup())
     }
 
@@ -400,6 +407,13 @@ impl Target {
                 if !lines.is_empty() {
                     out.push_str("\nlast events of each task involved:\n");
                     for line in lines {
+                        let _ = writeln!(out, "  {line}");
+                    }
+                }
+                let perturbations = trace.perturbation_events();
+                if !perturbations.is_empty() {
+                    out.push_str("\nperturbations made:\n");
+                    for line in perturbations {
                         let _ = writeln!(out, "  {line}");
                     }
                 }

@@ -320,6 +320,13 @@ impl Check {
                 let _ = writeln!(out, "  {line}");
             }
         }
+        let perturbations = trace.perturbation_events();
+        if !perturbations.is_empty() {
+            out.push_str("\nperturbations made:\n");
+            for line in perturbations {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
         let mut schedule = sim.schedule(&self.name, &[]);
         schedule.strategy = strategy.clone();
         let saved = match shrink(config, &schedule, setup, self.shrink_budget) {

@@ -533,6 +533,12 @@ impl Simulation {
     }
 }
 
+/// Whether a simulation is running on this thread (inside [`Simulation::run`]): runs do not
+/// nest, so code that needs a run of its own from here must use another thread.
+pub fn in_simulation() -> bool {
+    context::is_active()
+}
+
 fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text.to_string()

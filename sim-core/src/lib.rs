@@ -95,13 +95,13 @@ mod trace;
 
 pub use check::{Check, CheckReport};
 pub use config::Config;
-pub use executor::Simulation;
+pub use executor::{Simulation, in_simulation};
 pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress, Systematic, Verdict};
 pub use failure::{Failure, FailureKind, Outcome, fail};
 pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, GoMap};
 pub use oracle::{always, eventually};
 pub use perturb::{Perturbations, perturb, perturbations_fired};
-pub use process::{Crashed, Process, ProcessId, crash_current, is_crashing};
+pub use process::{Crashed, Process, ProcessId, crash_current, is_crashing, spawn_daemon_outside};
 pub use rng::{
     choose, fnv1a, fork, mix64, random_bool, random_duration, random_range, random_u64, seed,
     with_stream,

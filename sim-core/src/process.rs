@@ -165,15 +165,10 @@ impl Process {
     /// (`restart <name>`), whatever the process's own tasks do meanwhile.
     pub fn restart_after(&self, delay: Duration) {
         let process = *self;
-        let name = format!("restart {}", self.name());
-        let previous = context::with("Process::restart_after", |ctx| {
-            ctx.state.borrow_mut().spawn_in.replace(NO_PROCESS)
-        });
-        crate::spawn_daemon(name, async move {
+        spawn_daemon_outside(format!("restart {}", self.name()), async move {
             crate::sleep(delay).await;
             process.restart();
         });
-        context::with("Process::restart_after", |ctx| ctx.state.borrow_mut().spawn_in = previous);
     }
 
     fn boot(&self, boot: Rc<dyn Fn()>) {
@@ -227,6 +222,27 @@ impl fmt::Display for Process {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "process {}", self.id.0)
     }
+}
+
+/// Spawns a daemon task in no process, even from a task of one: what a process arranges to
+/// happen to itself later (a restart, a reconnection) must outlive its crash.
+///
+/// # Panics
+/// Outside a simulation.
+pub fn spawn_daemon_outside<F>(
+    name: impl Into<Cow<'static, str>>,
+    future: F,
+) -> crate::JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let previous = context::with("spawn_daemon_outside", |ctx| {
+        ctx.state.borrow_mut().spawn_in.replace(NO_PROCESS)
+    });
+    let handle = crate::spawn_daemon(name, future);
+    context::with("spawn_daemon_outside", |ctx| ctx.state.borrow_mut().spawn_in = previous);
+    handle
 }
 
 /// Crashes the running task's process and, with `restart_after`, restarts it after that delay.

@@ -300,6 +300,21 @@ impl Trace {
         tasks.into_iter().flat_map(|task| self.last_events_of(task, count)).collect()
     }
 
+    /// The perturbations the run made ([`crate::perturb`]: the events that begin with
+    /// `perturbation `), rendered, in order; for failure reports.
+    pub fn perturbation_events(&self) -> Vec<String> {
+        self.rendered_events()
+            .filter(|event| {
+                matches!(&event.kind, EventKind::Message(text) if text.starts_with("perturbation "))
+            })
+            .map(|event| {
+                let mut line = String::new();
+                self.write_event(&mut line, event, 0);
+                line
+            })
+            .collect()
+    }
+
     /// The last `count` events of `task`, rendered; for failure reports.
     pub fn last_events_of(&self, task: TaskId, count: usize) -> Vec<String> {
         let mut lines: Vec<String> = self

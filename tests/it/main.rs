@@ -13,6 +13,7 @@ mod explore;
 mod export;
 mod gc;
 mod gomap;
+mod lagging;
 mod model;
 mod oracles;
 mod pct;

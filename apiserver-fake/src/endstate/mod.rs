@@ -12,6 +12,8 @@
 //!   when [`ServerConfig::with_update_summary`](crate::ServerConfig::with_update_summary) is on.
 //! - [`Stability`] (`stability.rs`): from the same log, when each object was last written and
 //!   how often after a given time (eventually stable reconciliation, Anvil's ESR).
+//! - [`Oracles`] (`oracle.rs`): the two at run time: a workload awaits [`Oracles::settle`],
+//!   which checks that the cluster settles and compares its end state with a [`Reference`].
 //!
 //! Sieve compares a perturbed run with a reference run of the same workload: object counts per
 //! kind and every field value after masking (28 of its 46 bugs), and the per-object counts of
@@ -40,6 +42,7 @@
 
 mod diff;
 mod mask;
+mod oracle;
 mod stability;
 mod state;
 mod summary;
@@ -52,6 +55,7 @@ use crate::object::Object;
 
 pub use diff::{Difference, StateDiff};
 pub use mask::{DEFAULT_FIELDS, Mask};
+pub use oracle::{Oracles, Reference, compare_with, record_reference, take_reference};
 pub use stability::{Churn, Stability};
 pub use state::EndState;
 pub use summary::{CountDiff, CountTable, Counts, UpdateSummary, WriteLog, WriteRecord};

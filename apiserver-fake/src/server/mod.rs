@@ -19,10 +19,13 @@
 //! - `delete.rs`: DELETE options, preconditions and propagation (`registry/rest/delete.go`);
 //! - `validate.rs`: the ObjectMeta rules (`apimachinery/pkg/api/validation/objectmeta.go`);
 //! - `watch.rs`: watch streams, bookmarks and reads served from the watch cache
-//!   (`storage/cacher`).
+//!   (`storage/cacher`);
+//! - `lagging.rs`: a process's lagging view of one object (a second API server whose watch
+//!   cache fell behind; Sieve's stale-state plans).
 
 mod create;
 mod delete;
+mod lagging;
 mod store;
 mod update;
 mod validate;
@@ -177,6 +180,7 @@ impl ApiServer {
                 history: VecDeque::new(),
                 compacted: 0,
                 writes,
+                views: Vec::new(),
                 watchers: Vec::new(),
                 resource,
             })),

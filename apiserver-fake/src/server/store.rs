@@ -32,6 +32,8 @@ pub(super) struct Store {
     pub(super) compacted: u64,
     /// Every write, when [`ServerConfig::update_summary`] is on.
     pub(super) writes: Option<WriteLog>,
+    /// Lagging views of processes ([`super::lagging`]).
+    pub(super) views: Vec<super::lagging::View>,
     pub(super) watchers: Vec<Weak<Watcher>>,
     /// The server's resource (see [`ApiServer`]).
     pub(super) resource: Resource,
@@ -114,7 +116,12 @@ impl Store {
         for watcher in self.watchers.iter().filter_map(Weak::upgrade) {
             let matches = watcher.kind == id
                 && watcher.namespace.as_ref().is_none_or(|ns| ns == &object.metadata.namespace);
-            if matches {
+            let hidden = || {
+                watcher.frozen.borrow().as_ref().is_some_and(|(ns, name)| {
+                    *ns == object.metadata.namespace && *name == object.metadata.name
+                })
+            };
+            if matches && !hidden() {
                 debug_assert!(watcher.last.get() < self.rv, "watch events in increasing RV order");
                 watcher.last.set(self.rv);
                 watcher.push(event.clone(), buffer_max);

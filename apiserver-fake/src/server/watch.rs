@@ -103,6 +103,9 @@ pub(super) struct Watcher {
     pub(super) resource: Resource,
     /// The last resourceVersion delivered, for the ordering check.
     pub(super) last: Cell<u64>,
+    /// The object whose events this watch leaves out (it goes through a lagging view:
+    /// [`super::lagging`]), by namespace and name.
+    pub(super) frozen: RefCell<Option<(String, String)>>,
 }
 
 impl Watcher {
@@ -193,8 +196,14 @@ impl ApiServer {
         let store = self.read_store();
         let (id, info) = store.kind(api_version, kind)?;
         let at = store.stale_point(at_least);
-        let items: Vec<Object> = store
-            .state_at(id, at)
+        let mut state = store.state_at(id, at);
+        if let Some((ns, name, frozen)) = store.frozen_for(id) {
+            match frozen {
+                Some(object) => state.insert((ns, name), object),
+                None => state.remove(&(ns, name)),
+            };
+        }
+        let items: Vec<Object> = state
             .into_values()
             .filter(|o| namespace.is_none_or(|ns| !info.namespaced || o.metadata.namespace == ns))
             .map(|o| (*o).clone())
@@ -227,10 +236,20 @@ impl ApiServer {
             notify: Notify::named(format!("watch {}", info.qualified_resource())),
             last: Cell::new(0),
             resource: Resource::new(),
+            frozen: RefCell::new(None),
         });
+        let frozen = store.frozen_for(id);
+        let hidden = |object: &Object| {
+            frozen.as_ref().is_some_and(|(ns, name, _)| {
+                *ns == object.metadata.namespace && *name == object.metadata.name
+            })
+        };
+        *watcher.frozen.borrow_mut() =
+            frozen.as_ref().map(|(ns, name, _)| (ns.clone(), name.clone()));
         let matches = |change: &Change| {
             change.kind == id
                 && namespace.as_ref().is_none_or(|ns| &change.event.object.metadata.namespace == ns)
+                && !hidden(&change.event.object)
         };
         let text;
         match start {
@@ -238,13 +257,25 @@ impl ApiServer {
                 let at = if start == WatchStart::Any { store.stale_point(0) } else { store.rv };
                 let mut queue = watcher.queue.borrow_mut();
                 for object in store.state_at(id, at).into_values() {
-                    if namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns) {
+                    if namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns)
+                        && !hidden(&object)
+                    {
                         queue.push_back(WatchEvent {
                             event_type: EventType::Added,
                             object,
                             error: None,
                         });
                     }
+                }
+                if let Some((_, _, Some(object))) = &frozen
+                    && namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns)
+                {
+                    let object = object.clone();
+                    queue.push_back(WatchEvent {
+                        event_type: EventType::Added,
+                        object,
+                        error: None,
+                    });
                 }
                 let initial = queue.len();
                 for change in store.history.iter().filter(|c| c.event.resource_version() > at) {
