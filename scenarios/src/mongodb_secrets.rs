@@ -134,7 +134,8 @@ async fn reconcile(client: &Client, cluster: &Object, fixed: bool) -> ReconcileR
         let first = get(client, &ssl).await?;
         let second = get(client, &internal).await?;
         let users_own = first.as_ref().is_some_and(|s| !s.is_owned_by(&cluster.metadata.uid));
-        if !(first.is_some() && second.is_some()) && !users_own {
+        let done = users_own || (first.is_some() && second.is_some());
+        if !done {
             for (name, found) in [(&ssl, first.is_some()), (&internal, second.is_some())] {
                 if !found {
                     created(client.create(owned(name)).await)?;
