@@ -84,8 +84,9 @@ pub struct InformerConfig {
 /// waits behind it: how long a cache lags is the strategy's choice, not only a timing draw.
 pub const INFORMER_LAG: &str = "informer-lag";
 /// Perturbation class (Sieve's stale states, "time travel"): at an event an informer of a
-/// [`sim_core::Process`] delivers, a second, lagging API server's view of that object freezes
-/// at the state after the event; after [`InformerConfig::reconnect_after`] the process restarts
+/// [`sim_core::Process`] delivers that marks an object deleting (a MODIFIED event with a
+/// deletionTimestamp), a second, lagging API server's view of that object freezes at that
+/// state; after [`InformerConfig::reconnect_after`] the process restarts
 /// connected to that server (its informers relist: the stale object and fresh others); after
 /// [`InformerConfig::catch_up`] more the view catches up ([`ApiServer::catch_up_view`]).
 ///
@@ -541,6 +542,11 @@ async fn perturbed(
 
 /// The [`STALE_RECONNECT`] point of one watch event (see there).
 fn stale_reconnect(inner: &Inner, event_type: EventType, object: &Rc<Object>) {
+    // Sieve's stale-state plans freeze an object right after the event that started its
+    // deletion (its deletionTimestamp): the stale reads most of its 19 stale-state bugs need.
+    if event_type != EventType::Modified || !object.is_deleting() {
+        return;
+    }
     let Some(process) = sim_core::Process::current() else { return };
     let (namespace, name) = (&object.metadata.namespace, &object.metadata.name);
     let fire = sim_core::perturb(STALE_RECONNECT, || {

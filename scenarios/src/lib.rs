@@ -22,17 +22,20 @@
 //! ```
 
 pub mod capsule;
+pub mod cassandra_pvc;
 pub mod cert_manager_foreground;
 pub mod cert_manager_scheme;
 pub mod cli;
 pub mod informer_cache;
 pub mod mongodb_secrets;
 mod params;
+pub mod rabbitmq_resize;
 mod registry;
 mod scenario;
 pub mod submariner;
 pub mod syncmap_lost_update;
 mod target;
+pub mod zookeeper_pvc;
 
 /// The Kubernetes machinery the scenarios run on.
 pub use apiserver_fake;

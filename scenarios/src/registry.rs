@@ -69,13 +69,17 @@ impl Registry {
 
     /// The scenarios of this crate, in the order `kdst list` shows them, for the `kdst` binary.
     pub fn builtin() -> Self {
-        let scenarios: [Arc<dyn Scenario>; 6] = [
+        let scenarios: [Arc<dyn Scenario>; 10] = [
             Arc::new(crate::cert_manager_foreground::ForegroundDeletion),
             Arc::new(crate::cert_manager_scheme::SchemeRace),
             Arc::new(crate::capsule::ReplicationWrites),
             Arc::new(crate::submariner::LogIfChanged),
             Arc::new(crate::informer_cache::CacheLocking),
             Arc::new(crate::syncmap_lost_update::LoadOrStore),
+            Arc::new(crate::mongodb_secrets::CrashBetweenSecrets),
+            Arc::new(crate::zookeeper_pvc::StalePvcCleanup),
+            Arc::new(crate::rabbitmq_resize::CrashMidResize),
+            Arc::new(crate::cassandra_pvc::UnobservedPodDeletion),
         ];
         let entries = scenarios.into_iter().map(|scenario| Entry { scenario, builtin: true });
         Registry { command: KDST.to_string(), entries: entries.collect() }

@@ -1,6 +1,9 @@
 //! kdst's integration tests: one test binary, one module per concern.
 
 mod apiserver;
+mod benchmark;
+mod benchmark_cassandra;
+mod benchmark_rabbitmq;
 mod check;
 mod codemap;
 mod determinism;
