@@ -4,7 +4,7 @@
 use std::fmt;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use apiserver_fake::endstate;
@@ -234,7 +234,7 @@ pub(crate) fn setup_compared(
 
 /// The reference run of `scenario`'s workload with `variant`, `params` and `seed`: the same
 /// setup, with the random strategy and no perturbations, to its settled end state. Computed once
-/// per process and cached, so a search pays for each workload and seed once. `None` if the
+/// per process and cached (the last 4,096), so a search pays for each workload and seed once. `None` if the
 /// reference run did not settle (it failed or hit a limit): then only eventually stable
 /// reconciliation is checked.
 ///
@@ -248,15 +248,18 @@ pub fn reference(
     params: &Params,
     seed: u64,
 ) -> Option<Arc<endstate::Reference>> {
-    type Cache = BTreeMap<String, Option<Arc<endstate::Reference>>>;
+    /// The references kept: past this many, the oldest is forgotten (and recomputed if asked
+    /// for again), so a long search holds a bounded amount of memory.
+    const KEPT: usize = 4_096;
+    type Cache = (BTreeMap<String, Option<Arc<endstate::Reference>>>, VecDeque<String>);
     thread_local! {
         static REFERENCE_SIM: RefCell<Simulation> = RefCell::new(Simulation::new(
             Config::default().with_perturbations(Perturbations::NONE),
         ));
     }
-    static REFERENCES: Mutex<Cache> = Mutex::new(BTreeMap::new());
+    static REFERENCES: Mutex<Cache> = Mutex::new((BTreeMap::new(), VecDeque::new()));
     let key = format!("{} {} {params} seed {seed}", scenario.name(), variant.name);
-    if let Some(found) = REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    if let Some(found) = REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).0.get(&key) {
         return found.clone();
     }
     let compute = || {
@@ -274,6 +277,15 @@ pub fn reference(
     } else {
         compute()
     };
-    REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).insert(key, reference.clone());
+    let mut cache = REFERENCES.lock().unwrap_or_else(|e| e.into_inner());
+    let (kept, order) = &mut *cache;
+    if kept.insert(key.clone(), reference.clone()).is_none() {
+        order.push_back(key);
+    }
+    while order.len() > KEPT {
+        if let Some(oldest) = order.pop_front() {
+            kept.remove(&oldest);
+        }
+    }
     reference
 }

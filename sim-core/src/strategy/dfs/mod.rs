@@ -104,6 +104,7 @@ use crate::footprint::Access;
 mod races;
 mod report;
 mod sleep;
+mod values;
 
 use races::StepInfo;
 pub use report::DfsReport;
@@ -315,27 +316,6 @@ impl Search {
             barrier: false,
         }
     }
-    /// Appends a frame for a value choice (a draw or a perturbation point) at the path's end.
-    fn push_value_frame(&mut self, step: u64, point: Point) {
-        let (preemptions, perturbs, kind) = (self.preemptions, self.perturbs, self.kind);
-        let (sleep, done, ran, tried, wanted) = (Vec::new(), Vec::new(), None, Vec::new(), None);
-        let taken = 0;
-        let frame = Frame {
-            step,
-            point,
-            taken,
-            preemptions,
-            perturbs,
-            kind,
-            sleep,
-            done,
-            ran,
-            tried,
-            wanted,
-        };
-        self.path.push(frame);
-    }
-
     /// Takes the frame at the cursor (checked by the caller) and advances.
     fn take(&mut self) -> u64 {
         let frame = &self.path[self.cursor];
@@ -570,54 +550,11 @@ impl Strategy for Dfs {
     }
 
     fn next_draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
-        let mut state = self.state.borrow_mut();
-        if state.stopped.is_some() {
-            return Err(state.stopped_divergence());
-        }
-        if state.blocked {
-            return Ok(0);
-        }
-        state.drew = true;
-        if let Some(frame) = state.path.get(state.cursor) {
-            let fits =
-                frame.step == step && matches!(frame.point, Point::Draw { bound: b } if b == bound);
-            if !fits {
-                let expected = describe(frame);
-                return Err(state.diverge(format!(
-                    "the search's path has {expected} here, but this run has a draw below \
-                     {bound} at step {step}"
-                )));
-            }
-        } else {
-            let point = Point::Draw { bound };
-            state.push_value_frame(step, point);
-        }
-        Ok(state.take())
+        self.state.borrow_mut().draw(step, bound)
     }
 
     fn next_flag(&mut self, step: u64, odds: u64) -> Result<bool, Divergence> {
-        let mut state = self.state.borrow_mut();
-        if state.stopped.is_some() {
-            return Err(state.stopped_divergence());
-        }
-        if state.blocked {
-            return Ok(false);
-        }
-        state.drew = true;
-        if let Some(frame) = state.path.get(state.cursor) {
-            let fits =
-                frame.step == step && matches!(frame.point, Point::Flag { odds: o } if o == odds);
-            if !fits {
-                let expected = describe(frame);
-                return Err(state.diverge(format!(
-                    "the search's path has {expected} here, but this run has a perturbation \
-                     point at step {step}"
-                )));
-            }
-        } else {
-            state.push_value_frame(step, Point::Flag { odds });
-        }
-        Ok(state.take() == 1)
+        self.state.borrow_mut().flag(step, odds)
     }
 
     fn end(&mut self, steps: u64) -> Result<(), Divergence> {
