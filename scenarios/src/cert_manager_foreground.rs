@@ -130,6 +130,14 @@ const E2E_CHECK: Key<bool> = Key::flag(
     false,
 );
 
+/// 1: cert-manager and the issuer run as a process, so crash-after-write and the other
+/// perturbations apply to them (docs/09).
+const PROCESS: Key<bool> = Key::flag(
+    "process",
+    "1: cert-manager and the issuer run as a process that perturbations may crash and restart",
+    false,
+);
+
 const PARAMS: &[Param] = &[
     FINALIZER_DELAY.param,
     FINALIZER_DELAY_MAX.param,
@@ -139,6 +147,7 @@ const PARAMS: &[Param] = &[
     SIGN_DELAY.param,
     DELETION_BOUND.param,
     E2E_CHECK.param,
+    PROCESS.param,
 ];
 
 const META: Meta = Meta {
@@ -177,53 +186,65 @@ impl Scenario for ForegroundDeletion {
             NamespaceController::start(&client("namespace-controller"), NamespaceConfig::default());
         }
         let config = crate::informer_config_with(params, CACHE_LAG);
-        let cm = client("cert-manager");
-        let informer = |kind: &str, api: &str| {
-            Informer::new(
-                &format!("cert-manager/{}", kind.to_lowercase()),
-                &cm,
-                api,
-                kind,
-                Some(NS),
-                config,
-            )
+        let booted: Rc<RefCell<Option<Caches>>> = Rc::default();
+        let (slot, boot_server, boot_params) = (booted.clone(), server.clone(), params.clone());
+        let boot = move || {
+            let (server, params) = (&boot_server, &boot_params);
+            let client = |name: &str| Client::new(server, name, ClientConfig::default());
+            let cm = client("cert-manager");
+            let informer = |kind: &str, api: &str| {
+                Informer::new(
+                    &format!("cert-manager/{}", kind.to_lowercase()),
+                    &cm,
+                    api,
+                    kind,
+                    Some(NS),
+                    config,
+                )
+            };
+            let caches = Caches {
+                certificates: informer("Certificate", CM),
+                requests: informer("CertificateRequest", CM),
+                secrets: informer("Secret", "v1"),
+            };
+            let world = Rc::new(World { client: cm.clone(), caches: caches.clone(), guards });
+            let workers = params.get(WORKERS);
+            let start = |name: &str| {
+                let controller = Controller::new(name, workers);
+                controller.watches(&caches.certificates);
+                controller.owns(&caches.requests, CM, "Certificate");
+                controller.owns(&caches.secrets, CM, "Certificate");
+                controller
+            };
+            let w = world.clone();
+            start("certificates-trigger").start(move |key| trigger(w.clone(), key));
+            let w = world.clone();
+            start("certificates-key-manager").start(move |key| key_manager(w.clone(), key));
+            let w = world.clone();
+            start("certificates-request-manager").start(move |key| request_manager(w.clone(), key));
+            let w = world.clone();
+            start("certificates-issuing").start(move |key| issuing(w.clone(), key));
+            let issuer = Controller::new("external-issuer", workers);
+            issuer.watches(&caches.requests);
+            let delays = (params.get(FINALIZER_DELAY), params.get(FINALIZER_DELAY_MAX));
+            let issuer_world = Rc::new(Issuer {
+                client: client("external-issuer"),
+                requests: caches.requests.cache(),
+                finalizer_delay: delays,
+                sign_delay: params.get(SIGN_DELAY),
+                cleanups: RefCell::new(BTreeMap::new()),
+                cleanups_resource: Resource::new(),
+            });
+            issuer.start(move |key| external_issuer(issuer_world.clone(), key));
+            for informer in [&caches.certificates, &caches.requests, &caches.secrets] {
+                informer.start();
+            }
+            *slot.borrow_mut() = Some(caches);
         };
-        let caches = Caches {
-            certificates: informer("Certificate", CM),
-            requests: informer("CertificateRequest", CM),
-            secrets: informer("Secret", "v1"),
-        };
-        let world = Rc::new(World { client: cm.clone(), caches: caches.clone(), guards });
-        let workers = params.get(WORKERS);
-        let start = |name: &str| {
-            let controller = Controller::new(name, workers);
-            controller.watches(&caches.certificates);
-            controller.owns(&caches.requests, CM, "Certificate");
-            controller.owns(&caches.secrets, CM, "Certificate");
-            controller
-        };
-        let w = world.clone();
-        start("certificates-trigger").start(move |key| trigger(w.clone(), key));
-        let w = world.clone();
-        start("certificates-key-manager").start(move |key| key_manager(w.clone(), key));
-        let w = world.clone();
-        start("certificates-request-manager").start(move |key| request_manager(w.clone(), key));
-        let w = world.clone();
-        start("certificates-issuing").start(move |key| issuing(w.clone(), key));
-        let issuer = Controller::new("external-issuer", workers);
-        issuer.watches(&caches.requests);
-        let delays = (params.get(FINALIZER_DELAY), params.get(FINALIZER_DELAY_MAX));
-        let issuer_world = Rc::new(Issuer {
-            client: client("external-issuer"),
-            requests: caches.requests.cache(),
-            finalizer_delay: delays,
-            sign_delay: params.get(SIGN_DELAY),
-            cleanups: RefCell::new(BTreeMap::new()),
-            cleanups_resource: Resource::new(),
-        });
-        issuer.start(move |key| external_issuer(issuer_world.clone(), key));
-        for informer in [&caches.certificates, &caches.requests, &caches.secrets] {
-            informer.start();
+        if params.get(PROCESS) {
+            sim_core::Process::start("cert-manager", boot);
+        } else {
+            boot();
         }
 
         let counts = Rc::new(RefCell::new(Counts::default()));
@@ -232,9 +253,24 @@ impl Scenario for ForegroundDeletion {
         let e2e = params.get(E2E_CHECK);
         let namespace_delete = variant.is(&NAMESPACE_DELETE);
         let user = client("user");
+        let process = params.get(PROCESS);
         spawn("user", async move {
-            for informer in [&caches.certificates, &caches.requests, &caches.secrets] {
-                informer.wait_synced().await;
+            if process {
+                // A crash may replace the informers while the user waits: look again each time.
+                let synced = || {
+                    let caches = booted.borrow().clone().expect("booted");
+                    [&caches.certificates, &caches.requests, &caches.secrets]
+                        .iter()
+                        .all(|informer| informer.has_synced())
+                };
+                while !synced() {
+                    sleep(Duration::from_millis(100)).await;
+                }
+            } else {
+                let caches = booted.borrow().clone().expect("booted");
+                for informer in [&caches.certificates, &caches.requests, &caches.secrets] {
+                    informer.wait_synced().await;
+                }
             }
             sleep(Duration::from_secs(1)).await;
             let names: Vec<String> = (0..certificates).map(|i| format!("cert-{i}")).collect();
