@@ -73,6 +73,16 @@ impl RunQueue {
         id
     }
 
+    /// Marks a task done: a queued self-wake is withdrawn, and later wakes are ignored.
+    pub fn retire(&mut self, id: u32) {
+        if self.slots[id as usize] == Slot::Queued
+            && let Some(index) = self.runnable.iter().position(|task| task.0 == id)
+        {
+            self.runnable.swap_remove(index);
+        }
+        self.slots[id as usize] = Slot::Done;
+    }
+
     pub fn clear(&mut self) {
         self.runnable.clear();
         self.slots.clear();

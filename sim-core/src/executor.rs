@@ -18,7 +18,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
 use std::task::{Context as TaskContext, Wake, Waker};
 
-use crate::context::{self, Abort, BoxFuture, CTX, Context, NO_TASK, Slot};
+use crate::context::{self, Abort, BoxFuture, CTX, Context, NO_TASK};
 use crate::failure::{FailureKind, Outcome};
 use crate::footprint::{self, Access, Resource};
 use crate::oracle;
@@ -386,15 +386,7 @@ impl Simulation {
     /// A task finished: mark it done (so wakes from its last poll or its destructors are ignored,
     /// and a self-wake already queued is withdrawn), then drop its future inside its own context.
     fn exit(&mut self, ctx: &Context, task: u32) {
-        {
-            let mut runq = ctx.runq.borrow_mut();
-            if runq.slots[task as usize] == Slot::Queued
-                && let Some(index) = runq.runnable.iter().position(|id| id.0 == task)
-            {
-                runq.runnable.swap_remove(index);
-            }
-            runq.slots[task as usize] = Slot::Done;
-        }
+        ctx.runq.borrow_mut().retire(task);
         let future = self.slots[task as usize].future.take();
         drop(future);
         let daemon = {

@@ -172,11 +172,7 @@ impl Process {
     }
 
     fn boot(&self, boot: Rc<dyn Fn()>) {
-        let previous = context::with("Process::start", |ctx| {
-            ctx.state.borrow_mut().spawn_in.replace(self.id.0)
-        });
-        boot();
-        context::with("Process::start", |ctx| ctx.state.borrow_mut().spawn_in = previous);
+        spawning_in(self.id.0, &*boot);
     }
 
     fn abort_tasks(&self, ctx: &Context) {
@@ -237,12 +233,16 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let previous = context::with("spawn_daemon_outside", |ctx| {
-        ctx.state.borrow_mut().spawn_in.replace(NO_PROCESS)
-    });
-    let handle = crate::spawn_daemon(name, future);
-    context::with("spawn_daemon_outside", |ctx| ctx.state.borrow_mut().spawn_in = previous);
-    handle
+    spawning_in(NO_PROCESS, || crate::spawn_daemon(name, future))
+}
+
+/// Runs `f` with every task it spawns joining `process` ([`NO_PROCESS`]: none), whatever the
+/// running task's own process.
+fn spawning_in<R>(process: u32, f: impl FnOnce() -> R) -> R {
+    let previous = context::with("spawn", |ctx| ctx.state.borrow_mut().spawn_in.replace(process));
+    let result = f();
+    context::with("spawn", |ctx| ctx.state.borrow_mut().spawn_in = previous);
+    result
 }
 
 /// Crashes the running task's process and, with `restart_after`, restarts it after that delay.
@@ -289,42 +289,35 @@ pub(crate) fn abort_pending(
     ctx.has_aborts.set(false);
     let doomed = std::mem::take(&mut ctx.state.borrow_mut().aborts);
     let current = ctx.current.replace(NO_TASK);
-    let spawn_in = ctx.state.borrow_mut().spawn_in.replace(NO_PROCESS);
     ctx.crashing.set(true);
-    for task in doomed {
-        let daemon = {
-            let mut state = ctx.state.borrow_mut();
-            let meta = &mut state.tasks[task as usize];
-            if meta.finished {
-                continue;
-            }
-            meta.finished = true;
-            meta.aborted = true;
-            meta.wait = None;
-            meta.frames.clear();
-            meta.daemon
-        };
-        {
-            let mut runq = ctx.runq.borrow_mut();
-            if runq.slots[task as usize] == crate::context::Slot::Queued
-                && let Some(index) = runq.runnable.iter().position(|id| id.0 == task)
-            {
-                runq.runnable.swap_remove(index);
-            }
-            runq.slots[task as usize] = crate::context::Slot::Done;
-        }
-        ctx.current.set(task);
-        let future = take(task);
-        drop(future);
-        context::push_event(ctx, EventKind::Exit);
-        if !daemon {
-            ctx.alive.set(ctx.alive.get() - 1);
-            if ctx.alive.get() == 0 {
-                ctx.attention.set(true);
+    // What a destructor spawns belongs to no process.
+    spawning_in(NO_PROCESS, || {
+        for task in doomed {
+            let daemon = {
+                let mut state = ctx.state.borrow_mut();
+                let meta = &mut state.tasks[task as usize];
+                if meta.finished {
+                    continue;
+                }
+                meta.finished = true;
+                meta.aborted = true;
+                meta.wait = None;
+                meta.frames.clear();
+                meta.daemon
+            };
+            ctx.runq.borrow_mut().retire(task);
+            ctx.current.set(task);
+            let future = take(task);
+            drop(future);
+            context::push_event(ctx, EventKind::Exit);
+            if !daemon {
+                ctx.alive.set(ctx.alive.get() - 1);
+                if ctx.alive.get() == 0 {
+                    ctx.attention.set(true);
+                }
             }
         }
-    }
+    });
     ctx.crashing.set(false);
     ctx.current.set(current);
-    ctx.state.borrow_mut().spawn_in = spawn_in;
 }

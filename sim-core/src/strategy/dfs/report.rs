@@ -198,15 +198,17 @@ impl Search {
 
 /// A choice point, as a divergence names it.
 pub(super) fn describe(frame: &Frame) -> String {
-    match &frame.point {
-        Point::Task { runnable, current: now, .. } => format!(
-            "a pick among {} (current {}) at step {}",
-            list(runnable),
-            current(*now),
-            frame.step
-        ),
-        Point::Draw { bound } => format!("a draw below {bound} at step {}", frame.step),
-        Point::Flag { .. } => format!("a perturbation point at step {}", frame.step),
+    describe_point(&frame.point, frame.step)
+}
+
+/// The choice point `point` at `step`, as a divergence names it.
+pub(super) fn describe_point(point: &Point, step: u64) -> String {
+    match point {
+        Point::Task { runnable, current: now, .. } => {
+            format!("a pick among {} (current {}) at step {step}", list(runnable), current(*now))
+        }
+        Point::Draw { bound } => format!("a draw below {bound} at step {step}"),
+        Point::Flag { .. } => format!("a perturbation point at step {step}"),
     }
 }
 

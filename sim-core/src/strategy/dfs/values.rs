@@ -1,7 +1,7 @@
 //! The value choices of a search: draws ([`crate::choose`]), every value in turn, and
 //! perturbation points ([`crate::perturb`]), "no" and then "yes" within the perturbation bound.
 
-use super::report::describe;
+use super::report::{describe, describe_point};
 use super::{Frame, Point, Search};
 use crate::strategy::Divergence;
 
@@ -29,54 +29,40 @@ impl Search {
 
     /// [`crate::Strategy::next_draw`]: a value below `bound` at `step`, every one in turn.
     pub(super) fn draw(&mut self, step: u64, bound: u64) -> Result<u64, Divergence> {
-        let state = self;
-        if state.stopped.is_some() {
-            return Err(state.stopped_divergence());
-        }
-        if state.blocked {
-            return Ok(0);
-        }
-        state.drew = true;
-        if let Some(frame) = state.path.get(state.cursor) {
-            let fits =
-                frame.step == step && matches!(frame.point, Point::Draw { bound: b } if b == bound);
-            if !fits {
-                let expected = describe(frame);
-                return Err(state.diverge(format!(
-                    "the search's path has {expected} here, but this run has a draw below \
-                     {bound} at step {step}"
-                )));
-            }
-        } else {
-            let point = Point::Draw { bound };
-            state.push_value_frame(step, point);
-        }
-        Ok(state.take())
+        self.value(step, Point::Draw { bound })
     }
 
     /// [`crate::Strategy::next_flag`]: no, then yes within the perturbation bound.
     pub(super) fn flag(&mut self, step: u64, odds: u64) -> Result<bool, Divergence> {
-        let state = self;
-        if state.stopped.is_some() {
-            return Err(state.stopped_divergence());
+        Ok(self.value(step, Point::Flag { odds })? == 1)
+    }
+
+    /// The value taken at the value choice `point` (a draw or a perturbation point) at `step`:
+    /// the path's, if the run is on it (and the point fits), else the first of a new frame.
+    fn value(&mut self, step: u64, point: Point) -> Result<u64, Divergence> {
+        if self.stopped.is_some() {
+            return Err(self.stopped_divergence());
         }
-        if state.blocked {
-            return Ok(false);
+        if self.blocked {
+            return Ok(0);
         }
-        state.drew = true;
-        if let Some(frame) = state.path.get(state.cursor) {
-            let fits =
-                frame.step == step && matches!(frame.point, Point::Flag { odds: o } if o == odds);
+        self.drew = true;
+        if let Some(frame) = self.path.get(self.cursor) {
+            let fits = frame.step == step
+                && match (&frame.point, &point) {
+                    (Point::Draw { bound: a }, Point::Draw { bound: b }) => a == b,
+                    (Point::Flag { odds: a }, Point::Flag { odds: b }) => a == b,
+                    _ => false,
+                };
             if !fits {
-                let expected = describe(frame);
-                return Err(state.diverge(format!(
-                    "the search's path has {expected} here, but this run has a perturbation \
-                     point at step {step}"
+                let (expected, found) = (describe(frame), describe_point(&point, step));
+                return Err(self.diverge(format!(
+                    "the search's path has {expected} here, but this run has {found}"
                 )));
             }
         } else {
-            state.push_value_frame(step, Point::Flag { odds });
+            self.push_value_frame(step, point);
         }
-        Ok(state.take() == 1)
+        Ok(self.take())
     }
 }
