@@ -548,6 +548,10 @@ fn stale_reconnect(inner: &Inner, event_type: EventType, object: &Rc<Object>) {
         return;
     }
     let Some(process) = sim_core::Process::current() else { return };
+    // One lagging view per process at a time: its reconnection and catch-up are scheduled.
+    if inner.client.server().has_view(process.id()) {
+        return;
+    }
     let (namespace, name) = (&object.metadata.namespace, &object.metadata.name);
     let fire = sim_core::perturb(STALE_RECONNECT, || {
         format!(

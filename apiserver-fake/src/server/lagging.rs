@@ -60,7 +60,8 @@ impl Store {
 impl ApiServer {
     /// Freezes, for `process`, the view of `object` (of the registered `api_version`/`kind`) at
     /// `state` (`None`: absent). The process still reads the current state until
-    /// [`ApiServer::connect_view`]. A second freeze for the same process replaces the first.
+    /// [`ApiServer::connect_view`]. A second freeze for the same process first ends the first
+    /// view as [`ApiServer::catch_up_view`] does, so no watch stays frozen on it.
     pub fn freeze_view(
         &self,
         process: sim_core::ProcessId,
@@ -72,7 +73,7 @@ impl ApiServer {
     ) {
         let mut store = self.write_store();
         let Ok((id, _)) = store.kind(api_version, kind) else { return };
-        store.views.retain(|view| view.process != process.0);
+        let ended = store.end_view(process.0);
         store.views.push(View {
             process: process.0,
             kind: id,
@@ -81,6 +82,10 @@ impl ApiServer {
             state: state.map(Rc::new),
             connected: false,
         });
+        drop(store);
+        if let Some(ended) = ended {
+            sim_core::event(ended);
+        }
     }
 
     /// Connects `process` to its lagging view: from now on its cache reads of the frozen object
@@ -95,21 +100,35 @@ impl ApiServer {
     /// Ends `process`'s lagging view: every watch that went through it gets the object's current
     /// state (ADDED, MODIFIED or DELETED, from the frozen state), and reads are current again.
     pub fn catch_up_view(&self, process: sim_core::ProcessId) {
-        let mut store = self.write_store();
-        let Some(index) = store.views.iter().position(|view| view.process == process.0) else {
-            return;
-        };
-        let view = store.views.remove(index);
+        let ended = self.write_store().end_view(process.0);
+        if let Some(ended) = ended {
+            sim_core::event(ended);
+        }
+    }
+
+    /// Whether `process` has a lagging view (frozen, connected or not).
+    pub fn has_view(&self, process: sim_core::ProcessId) -> bool {
+        self.read_store().views.iter().any(|view| view.process == process.0)
+    }
+}
+
+impl Store {
+    /// Ends `process`'s view, if it has one: every watch that went through it gets the object's
+    /// current state and reads are current again. The trace line to emit, once the store is no
+    /// longer borrowed.
+    fn end_view(&mut self, process: u32) -> Option<String> {
+        let index = self.views.iter().position(|view| view.process == process)?;
+        let view = self.views.remove(index);
         let key = (view.namespace.clone(), view.name.clone());
-        let current = store.objects.get(&view.kind).and_then(|bucket| bucket.get(&key)).cloned();
+        let current = self.objects.get(&view.kind).and_then(|bucket| bucket.get(&key)).cloned();
         let event = match (&view.state, current) {
             (_, Some(now)) if view.state.is_none() => Some((EventType::Added, now)),
             (_, Some(now)) => Some((EventType::Modified, now)),
             (Some(frozen), None) => Some((EventType::Deleted, frozen.clone())),
             (None, None) => None,
         };
-        let buffer_max = store.config.watch_buffer_max;
-        for watcher in store.watchers.iter().filter_map(std::rc::Weak::upgrade) {
+        let buffer_max = self.config.watch_buffer_max;
+        for watcher in self.watchers.iter().filter_map(std::rc::Weak::upgrade) {
             let frozen = watcher.frozen.borrow().clone();
             if frozen.as_ref().is_some_and(|(ns, name)| *ns == key.0 && *name == key.1)
                 && watcher.kind == view.kind
@@ -122,16 +141,7 @@ impl ApiServer {
                 }
             }
         }
-        drop(store);
-        sim_core::event(format!(
-            "API lagging view of {} {}/{} catches up",
-            self.kind_name(view.kind),
-            view.namespace,
-            view.name
-        ));
-    }
-
-    fn kind_name(&self, id: KindId) -> String {
-        self.read_store().registry.info(id).kind.clone()
+        let kind = self.registry.info(view.kind).kind.clone();
+        Some(format!("API lagging view of {kind} {}/{} catches up", view.namespace, view.name))
     }
 }

@@ -113,6 +113,8 @@ impl Store {
         }
         let event = WatchEvent { event_type, object: stored, error: None };
         let buffer_max = self.config.watch_buffer_max;
+        // Only a lagging view hides events from a watch (`super::lagging`); none: no check.
+        let views = !self.views.is_empty();
         for watcher in self.watchers.iter().filter_map(Weak::upgrade) {
             let matches = watcher.kind == id
                 && watcher.namespace.as_ref().is_none_or(|ns| ns == &object.metadata.namespace);
@@ -121,7 +123,7 @@ impl Store {
                     *ns == object.metadata.namespace && *name == object.metadata.name
                 })
             };
-            if matches && !hidden() {
+            if matches && !(views && hidden()) {
                 debug_assert!(watcher.last.get() < self.rv, "watch events in increasing RV order");
                 watcher.last.set(self.rv);
                 watcher.push(event.clone(), buffer_max);
