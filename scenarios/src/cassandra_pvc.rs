@@ -1,6 +1,6 @@
 //! `cassandra-unobserved-pod-deletion`: an operator deletes a decommissioned node's volume when
 //! its cache shows the node's pod Terminating, a state it may never observe; the volume then
-//! leaks for ever (Sieve's unobserved states; `../shared/spec/sieve-bugs.md` B6).
+//! leaks for ever (Sieve's unobserved states; benchmark bug B6 of docs/09).
 //!
 //! Upstream: instaclustr/cassandra-operator, issue #398, the function `finalizeDeletedPods` of
 //! `pkg/controller/cassandradatacenter/finalizers.go` (it reads `AllDeletedPods`: the

@@ -1,6 +1,6 @@
 //! `mongodb-crash-between-secrets`: an operator creates two Secrets in one reconcile and decides
 //! whether to create them by looking at the first only; a crash between the two creates leaves
-//! the second missing for ever (Sieve's intermediate states; `../shared/spec/sieve-bugs.md` B5).
+//! the second missing for ever (Sieve's intermediate states; benchmark bug B5 of docs/09).
 //!
 //! Upstream: percona/percona-server-mongodb-operator, K8SPSMDB-578, the function
 //! `reconcileSSL` of `pkg/controller/perconaservermongodb` (its manual path,

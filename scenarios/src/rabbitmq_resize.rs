@@ -2,7 +2,7 @@
 //! StatefulSet, resizing the claims and recreating the set; a crash right after the delete
 //! leaves the claims at the old size for ever, because the restarted operator only looks for a
 //! resize when the StatefulSet exists (Sieve's intermediate states;
-//! `../shared/spec/sieve-bugs.md` B4, Sieve's plan `rabbitmq-operator-intermediate-state-1`).
+//! benchmark bug B4 of docs/09, Sieve's plan `rabbitmq-operator-intermediate-state-1`).
 //!
 //! Upstream: rabbitmq/cluster-operator, issue #782, in `controllers/rabbitmqcluster_controller.go`
 //! (`Reconcile`: "only checks for PVC expansion and scale down if statefulSet is created") and

@@ -1,6 +1,6 @@
 //! `zookeeper-stale-pvc-cleanup`: an operator that cleans up a deleted cluster's volumes by label
 //! acts on a stale view of the cluster after it was recreated, and deletes the new cluster's
-//! volume (Sieve's stale states; `../shared/spec/sieve-bugs.md` B1).
+//! volume (Sieve's stale states; benchmark bug B1 of docs/09).
 //!
 //! Upstream: pravega/zookeeper-operator issue #312, `pkg/controller/zookeepercluster`
 //! (`reconcileFinalizers`, `cleanUpAllPVCs`, `getPVCList`, `deletePVC`), fixed by PR #313.
