@@ -12,6 +12,7 @@ use sim_core::RngCore;
 
 use crate::error::ApiError;
 use crate::object::Object;
+use crate::rest::{self, Body, Request, Response};
 use crate::selector::Selector;
 use crate::server::{ApiServer, DeleteOptions, Deleted, ObjectList, Watch, WatchEvent, WatchStart};
 
@@ -229,6 +230,17 @@ impl Client {
         } else {
             None
         }
+    }
+
+    /// Whether an injected `drop_watch` fault ends the watch of `what` before its next event
+    /// (named in the trace).
+    pub(crate) fn drops_watch(&self, what: &str) -> bool {
+        let drop = self.config.faults.drop_watch;
+        let dropped = drop > 0.0 && self.draw("drop-watch") < drop;
+        if dropped {
+            sim_core::event(format!("fault: watch of {what} by {} dropped", self.name));
+        }
+        dropped
     }
 
     /// One call, recorded as a span from the request (`request` says what it asks) to the
@@ -482,6 +494,35 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One REST request ([`ApiServer::handle`]) with this client's latency, injected faults
+    /// (a fault answers with its `Status`) and perturbation points, exactly as the Rust verb the
+    /// request matches: the same scheduling points, draws and trace. A watch's stream is subject
+    /// to the client's `drop_watch` fault.
+    pub async fn request(&self, request: Request) -> Response {
+        let target = rest::call_target(&self.server, &request);
+        let (verb, api_version, kind, name, write) = match &target {
+            Some(t) => {
+                (t.verb.as_str(), t.api_version.as_str(), t.kind.as_str(), t.name.as_str(), t.write)
+            }
+            None => (request.method.as_str(), "", "", "", request.method != "GET"),
+        };
+        let line = request.line();
+        let result = self
+            .call(verb, (api_version, kind, name), line, write, |s| Ok(s.handle(&request)))
+            .await;
+        match result {
+            Ok(response) => match response.body {
+                Body::Watch(stream) => {
+                    Response { body: Body::Watch(Box::new(stream.with_client(self.clone()))), ..response }
+                }
+                Body::Full(_) => response,
+            },
+            Err(error) => Response::error(&error),
+        }
+    }
+}
+
 /// What a call on one object asks, for its span: `GET Secret sandbox/cert-0-tls`.
 fn request(verb: &str, kind: &str, namespace: &str, name: &str) -> String {
     if namespace.is_empty() {
@@ -540,6 +581,15 @@ impl Summary for Deleted {
     }
 }
 
+impl Summary for Response {
+    fn summary(&self) -> String {
+        match &self.body {
+            Body::Watch(_) => format!("{} watching", self.status),
+            Body::Full(bytes) => format!("{} ({} bytes)", self.status, bytes.len()),
+        }
+    }
+}
+
 impl Summary for Watch {
     fn summary(&self) -> String {
         "watching".to_string()
@@ -558,12 +608,7 @@ impl ClientWatch {
     /// The next event; `None` when the stream ended (closed, or dropped by a fault).
     pub async fn next(&self) -> Option<WatchEvent> {
         let event = self.watch.next().await?;
-        let drop = self.client.config.faults.drop_watch;
-        if drop > 0.0 && self.client.draw("drop-watch") < drop {
-            sim_core::event(format!(
-                "fault: watch of {} by {} dropped",
-                self.what, self.client.name
-            ));
+        if self.client.drops_watch(&self.what) {
             self.watch.stop();
             return None;
         }

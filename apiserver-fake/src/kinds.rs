@@ -99,6 +99,40 @@ impl KindInfo {
     }
 }
 
+/// The kind of a CustomResourceDefinition (`apiextensions.k8s.io/v1`): creating one serves its
+/// kind ([`KindInfo::from_crd`]).
+pub const CRD_KIND: &str = "CustomResourceDefinition";
+
+impl KindInfo {
+    /// The kinds a CustomResourceDefinition object serves, one per served version: group,
+    /// `names.kind`, `names.plural`, `scope`, and whether the version has `subresources.status`
+    /// (`apiextensions-apiserver`'s `crdHandler`). Missing fields give no kind.
+    pub fn from_crd(crd: &crate::object::Object) -> Vec<KindInfo> {
+        let spec = &crd.spec;
+        let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_string();
+        let (group, kind, plural) =
+            (text(&spec["group"]), text(&spec["names"]["kind"]), text(&spec["names"]["plural"]));
+        if group.is_empty() || kind.is_empty() || plural.is_empty() {
+            return Vec::new();
+        }
+        let namespaced = spec["scope"].as_str() != Some("Cluster");
+        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+        versions
+            .iter()
+            .filter(|v| v["served"].as_bool() != Some(false) && v["name"].is_string())
+            .map(|version| {
+                let api_version = format!("{group}/{}", text(&version["name"]));
+                let info = KindInfo::custom(&api_version, &kind, &plural, namespaced);
+                if version["subresources"]["status"].is_object() {
+                    info
+                } else {
+                    info.without_status_subresource()
+                }
+            })
+            .collect()
+    }
+}
+
 /// A kind's index in its [`Registry`]: stable for the registry's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KindId(pub usize);
@@ -142,6 +176,8 @@ impl Registry {
             b("batch/v1", "Job", "jobs", true).orphan_by_default(),
             b("coordination.k8s.io/v1", "Lease", "leases", true),
             b("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false),
+            b("events.k8s.io/v1", "Event", "events", true),
+            b("apiextensions.k8s.io/v1", CRD_KIND, "customresourcedefinitions", false),
             b("extensions/v1beta1", "ReplicaSet", "replicasets", true).orphan_by_default(),
             b("extensions/v1beta1", "Deployment", "deployments", true).orphan_by_default(),
             b("extensions/v1beta1", "DaemonSet", "daemonsets", true).orphan_by_default(),
@@ -168,6 +204,15 @@ impl Registry {
         self.kinds.push(info);
         self.by_name.insert(key, id);
         id
+    }
+
+    /// The id of the kind served as `resource` (the plural) in `apiVersion`.
+    pub fn lookup_resource(&self, api_version: &str, resource: &str) -> Option<KindId> {
+        let index = self
+            .kinds
+            .iter()
+            .position(|k| k.api_version == api_version && k.resource == resource)?;
+        Some(KindId(index))
     }
 
     /// The id of `(apiVersion, kind)`.

@@ -74,6 +74,7 @@ pub mod client;
 pub mod controller;
 pub mod endstate;
 pub mod error;
+pub mod fields;
 pub mod gc;
 pub mod informer;
 pub mod kinds;
@@ -81,6 +82,7 @@ pub mod kubelet;
 pub mod namespace;
 pub mod object;
 pub mod pvc;
+pub mod rest;
 pub mod selector;
 pub mod server;
 pub mod statefulset;
@@ -94,17 +96,19 @@ pub use endstate::{
     CountDiff, CountTable, Counts, Difference, EndState, Mask, ObjectId, Stability, StateDiff,
     UpdateSummary, WriteLog,
 };
-pub use error::{ApiError, Reason};
+pub use error::{ApiError, Reason, StatusCause, StatusDetails};
+pub use fields::{FieldSelector, FieldSelectorError, Filter};
 pub use gc::{GarbageCollector, GcConfig, Identity, Node};
 pub use informer::{
     Cache, INFORMER_LAG, Informer, InformerConfig, Notification, STALE_RECONNECT, UNOBSERVED_STATE,
 };
-pub use kinds::{DefaultPropagation, KindId, KindInfo, Registry};
+pub use kinds::{CRD_KIND, DefaultPropagation, KindId, KindInfo, Registry};
 pub use kubelet::{Kubelet, KubeletConfig};
 pub use namespace::{NamespaceConfig, NamespaceController};
 pub use object::{
-    FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManifestError, Object, ObjectJsonError, ObjectMeta,
-    OwnerReference, Time, TimeParseError, merge_patch, parse_manifests,
+    FINALIZER_FOREGROUND, FINALIZER_ORPHAN, ManagedFieldsEntry, ManifestError, Object,
+    ObjectJsonError, ObjectMeta, OwnerReference, Time, TimeParseError, merge_patch,
+    parse_manifests,
 };
 pub use pvc::{
     FINALIZER_PVC_PROTECTION, PvcProtectionConfig, PvcProtectionController, Quantity, QuantityError,

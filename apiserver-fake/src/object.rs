@@ -82,6 +82,40 @@ pub struct ObjectMeta {
     /// What must happen before the object is really removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
+    /// Which field manager owns which fields (server-side apply), kept as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+    /// Metadata fields kdst does not model, kept as they came (so a client gets back what it
+    /// wrote).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// `metav1.ManagedFieldsEntry`: the fields one manager owns, from one kind of operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedFieldsEntry {
+    /// The field manager's name (`fieldManager`, or the client's user agent).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub manager: String,
+    /// `Apply` or `Update`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub operation: String,
+    /// The version of the object the field set describes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// When the entry last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// Always `FieldsV1`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fields_type: String,
+    /// The owned fields in the `FieldsV1` trie format (`{"f:spec":{"f:replicas":{}}}`).
+    #[serde(default, rename = "fieldsV1", skip_serializing_if = "Value::is_null")]
+    pub fields_v1: Value,
+    /// The subresource the operation went to (`status`), empty for the main resource.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subresource: String,
 }
 
 fn is_zero(value: &i64) -> bool {

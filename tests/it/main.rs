@@ -24,6 +24,7 @@ mod perturb;
 mod perturbed;
 mod process;
 mod replay;
+mod rest;
 mod scenario_contract;
 mod scenario_replay;
 mod scenarios;

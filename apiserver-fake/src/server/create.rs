@@ -121,6 +121,16 @@ impl ApiServer {
         };
         drop(store);
         trace_verb("CREATE", &info, &result.as_ref().map(|o| o.key()), &result);
+        if let Ok(crd) = &result
+            && info.kind == crate::kinds::CRD_KIND
+            && info.group() == "apiextensions.k8s.io"
+        {
+            // The CRD's kinds are served from now on (`apiextensions-apiserver`'s
+            // `crdHandler`, once the CRD is Established).
+            for kind in KindInfo::from_crd(crd) {
+                self.register(kind);
+            }
+        }
         result
     }
 }

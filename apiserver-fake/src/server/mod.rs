@@ -16,6 +16,8 @@
 //!   (`registry/rest/create.go`, `plugin/pkg/admission/namespace/lifecycle`);
 //! - `update.rs`: UPDATE, PATCH and the `status` and `finalize` subresources
 //!   (`registry/rest/update.go`);
+//! - `list.rs`: LIST with selectors, resourceVersion semantics and pages (`Store.List`,
+//!   `Cacher.GetList`);
 //! - `delete.rs`: DELETE options, preconditions and propagation (`registry/rest/delete.go`);
 //! - `validate.rs`: the ObjectMeta rules (`apimachinery/pkg/api/validation/objectmeta.go`);
 //! - `watch.rs`: watch streams, bookmarks and reads served from the watch cache
@@ -26,6 +28,7 @@
 mod create;
 mod delete;
 mod lagging;
+mod list;
 mod store;
 mod update;
 mod validate;
@@ -39,11 +42,14 @@ use sim_core::footprint::Resource;
 
 use crate::endstate::WriteLog;
 use crate::error::ApiError;
+use crate::fields::Filter;
 use crate::kinds::{KindId, KindInfo, Registry};
 use crate::object::Object;
 use crate::selector::Selector;
 
 pub use delete::{DeleteOptions, Deleted, Propagation};
+pub use list::{ListOptions, ListPage, ReadAt};
+pub use update::PatchTarget;
 pub use watch::{Change, EventType, Watch, WatchEvent, WatchStart};
 
 use store::Store;
@@ -208,6 +214,16 @@ impl ApiServer {
         store.registry.lookup(api_version, kind).map(|id| store.registry.info(id).clone())
     }
 
+    /// The kind served as `resource` (its plural) in `api_version`, if any.
+    pub fn kind_by_resource(&self, api_version: &str, resource: &str) -> Option<KindInfo> {
+        self.resource.part(REGISTRY).read();
+        let store = self.store.borrow();
+        store
+            .registry
+            .lookup_resource(api_version, resource)
+            .map(|id| store.registry.info(id).clone())
+    }
+
     /// Every kind the server serves.
     pub fn kinds(&self) -> Vec<KindInfo> {
         self.read_store().registry.kinds().map(|(_, info)| info.clone()).collect()
@@ -290,7 +306,8 @@ impl ApiServer {
         store.find(id, namespace, name).is_some()
     }
 
-    /// LIST, in one namespace or (`None`) all, filtered by a label selector.
+    /// LIST, in one namespace or (`None`) all, filtered by a label selector: the latest state,
+    /// all of it ([`ApiServer::list_with`] takes every option).
     pub fn list(
         &self,
         api_version: &str,
@@ -298,22 +315,8 @@ impl ApiServer {
         namespace: Option<&str>,
         selector: &Selector,
     ) -> Result<ObjectList, ApiError> {
-        let store = self.read_store();
-        let (id, info) = store.kind(api_version, kind)?;
-        let items: Vec<Object> = store
-            .objects
-            .get(&id)
-            .into_iter()
-            .flat_map(|bucket| bucket.values())
-            .filter(|o| namespace.is_none_or(|ns| !info.namespaced || o.metadata.namespace == ns))
-            .filter(|o| selector.matches(&o.metadata.labels))
-            .map(|o| (**o).clone())
-            .collect();
-        let list = ObjectList { items, resource_version: store.rv };
-        drop(store);
-        let how = if selector.is_empty() { String::new() } else { format!(" with {selector}") };
-        trace_list(&info, namespace, &how, &list);
-        Ok(list)
+        let options = ListOptions { filter: Filter::labels(selector), ..ListOptions::default() };
+        Ok(self.list_with(api_version, kind, namespace, &options)?.list)
     }
 }
 

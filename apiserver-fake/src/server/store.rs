@@ -68,6 +68,7 @@ impl Store {
                     "the server could not find the requested resource (kind {kind} in {api_version})"
                 ),
                 cause: None,
+                details: None,
             }),
         }
     }
@@ -124,9 +125,15 @@ impl Store {
                 })
             };
             if matches && !(views && hidden()) {
-                debug_assert!(watcher.last.get() < self.rv, "watch events in increasing RV order");
-                watcher.last.set(self.rv);
-                watcher.push(event.clone(), buffer_max);
+                let sent = match &watcher.filter {
+                    None => Some(event.clone()),
+                    Some(filter) => super::watch::filtered(filter, &event, previous.as_ref()),
+                };
+                if let Some(sent) = sent {
+                    debug_assert!(watcher.last.get() < self.rv, "watch events in RV order");
+                    watcher.last.set(self.rv);
+                    watcher.push(sent, buffer_max);
+                }
             }
         }
         if let Some(writes) = &mut self.writes {

@@ -17,6 +17,21 @@ use crate::error::ApiError;
 use crate::kinds::{KindId, KindInfo};
 use crate::object::{Object, merge_patch};
 
+/// The object a PATCH goes to ([`ApiServer::patch_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchTarget<'a> {
+    /// `group/version`.
+    pub api_version: &'a str,
+    /// The kind.
+    pub kind: &'a str,
+    /// The namespace (ignored for cluster-scoped kinds).
+    pub namespace: &'a str,
+    /// The name.
+    pub name: &'a str,
+    /// The status subresource rather than the main resource.
+    pub status: bool,
+}
+
 /// Which subresource an update writes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Subresource {
@@ -79,6 +94,39 @@ impl ApiServer {
         subresource: Subresource,
     ) -> Result<Object, ApiError> {
         let verb = if subresource == Subresource::Status { "PATCH status" } else { "PATCH" };
+        let target = PatchTarget {
+            api_version,
+            kind,
+            namespace,
+            name,
+            status: subresource == Subresource::Status,
+        };
+        self.patch_with(&target, verb, |current, info| {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(format!(
+                    "invalid JSON merge patch for {} \"{name}\": not an object",
+                    info.qualified_resource()
+                )));
+            }
+            let mut merged = current.clone();
+            merge_patch(&mut merged, patch);
+            Ok(merged)
+        })
+    }
+
+    /// PATCH of any type: `apply` turns the stored object's JSON into the patched JSON (a JSON
+    /// patch, a strategic merge, a merge patch), or refuses with the error the client gets. The
+    /// result is then written as an update is, with the uid and the identity of the stored
+    /// object (`endpoints/handlers/patch.go`, `patcher.patchResource`). `verb` names the patch
+    /// in the trace.
+    pub fn patch_with(
+        &self,
+        target: &PatchTarget<'_>,
+        verb: &str,
+        apply: impl FnOnce(&Value, &KindInfo) -> Result<Value, ApiError>,
+    ) -> Result<Object, ApiError> {
+        let PatchTarget { api_version, kind, namespace, name, status } = *target;
+        let subresource = if status { Subresource::Status } else { Subresource::Main };
         let (info, current) = {
             let store = self.read_store();
             let (id, info) = store.kind(api_version, kind)?;
@@ -90,17 +138,15 @@ impl ApiServer {
             trace_verb(verb, &info, &Ok(key_of(namespace, name)), &result);
             return result;
         };
-        if !patch.is_object() {
-            let result = Err(ApiError::bad_request(format!(
-                "invalid JSON merge patch for {} \"{name}\": not an object",
-                info.qualified_resource()
-            )));
-            trace_verb(verb, &info, &Ok(current.key()), &result);
-            return result;
-        }
-        let mut merged = current.to_json();
-        merge_patch(&mut merged, patch);
-        let mut object = match Object::from_json(merged) {
+        let patched = match apply(&current.to_json(), &info) {
+            Ok(patched) => patched,
+            Err(error) => {
+                let result = Err(error);
+                trace_verb(verb, &info, &Ok(current.key()), &result);
+                return result;
+            }
+        };
+        let mut object = match Object::from_json(patched) {
             Ok(object) => object,
             Err(why) => {
                 let result = Err(ApiError::bad_request(format!(

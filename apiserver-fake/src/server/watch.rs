@@ -16,8 +16,9 @@ use sim_core::footprint::Resource;
 use sim_core::sync::Notify;
 
 use super::store::{Bucket, Store};
-use super::{ApiServer, ObjectList, trace_list};
+use super::{ApiServer, ListOptions, ObjectList, ReadAt};
 use crate::error::ApiError;
+use crate::fields::Filter;
 use crate::kinds::KindId;
 use crate::object::Object;
 
@@ -106,6 +107,31 @@ pub(super) struct Watcher {
     /// The object whose events this watch leaves out (it goes through a lagging view:
     /// [`super::lagging`]), by namespace and name.
     pub(super) frozen: RefCell<Option<(String, String)>>,
+    /// The label and field selectors, if any ([`filtered`]).
+    pub(super) filter: Option<Filter>,
+}
+
+/// `event` as a watch with `filter` sees it (`cacheWatcher.convertToWatchEvent`): an object that
+/// starts to pass is ADDED, one that stops passing is DELETED (with its previous state at the
+/// event's resourceVersion), one that passes neither before nor after is not sent.
+pub(super) fn filtered(
+    filter: &Filter,
+    event: &WatchEvent,
+    previous: Option<&Rc<Object>>,
+) -> Option<WatchEvent> {
+    let now = filter.matches(&event.object);
+    let before = previous.is_some_and(|p| filter.matches(p));
+    match event.event_type {
+        EventType::Deleted => (now || before).then(|| event.clone()),
+        _ if now && before => Some(event.clone()),
+        _ if now => Some(WatchEvent { event_type: EventType::Added, ..event.clone() }),
+        _ if before => {
+            let mut last = (**previous.expect("passed before")).clone();
+            last.metadata.resource_version = event.object.metadata.resource_version.clone();
+            Some(WatchEvent { event_type: EventType::Deleted, object: Rc::new(last), error: None })
+        }
+        _ => None,
+    }
 }
 
 impl Watcher {
@@ -137,9 +163,21 @@ impl Watcher {
 /// A watch stream from the server. Dropping it stops the watch.
 pub struct Watch {
     watcher: Rc<Watcher>,
+    initial: usize,
+    started_at: u64,
 }
 
 impl Watch {
+    /// How many synthetic ADDED events (the initial state) the stream starts with.
+    pub fn initial_events(&self) -> usize {
+        self.initial
+    }
+
+    /// The resourceVersion the watch's initial state (or replay) reaches.
+    pub fn started_at(&self) -> u64 {
+        self.started_at
+    }
+
     /// The next event, waiting for one; `None` once the watch is closed (stopped, dropped by a
     /// fault, or closed by the server) and drained.
     pub async fn next(&self) -> Option<WatchEvent> {
@@ -193,25 +231,8 @@ impl ApiServer {
         namespace: Option<&str>,
         at_least: u64,
     ) -> Result<ObjectList, ApiError> {
-        let store = self.read_store();
-        let (id, info) = store.kind(api_version, kind)?;
-        let at = store.stale_point(at_least);
-        let mut state = store.state_at(id, at);
-        if let Some((ns, name, frozen)) = store.frozen_for(id) {
-            match frozen {
-                Some(object) => state.insert((ns, name), object),
-                None => state.remove(&(ns, name)),
-            };
-        }
-        let items: Vec<Object> = state
-            .into_values()
-            .filter(|o| namespace.is_none_or(|ns| !info.namespaced || o.metadata.namespace == ns))
-            .map(|o| (*o).clone())
-            .collect();
-        let list = ObjectList { items, resource_version: at };
-        drop(store);
-        trace_list(&info, namespace, " (from cache)", &list);
-        Ok(list)
+        let options = ListOptions { read_at: ReadAt::Cache(at_least), ..ListOptions::default() };
+        Ok(self.list_with(api_version, kind, namespace, &options)?.list)
     }
 
     /// WATCH one kind, in one namespace or (`None`) all. A start older than the retained
@@ -224,6 +245,20 @@ impl ApiServer {
         start: WatchStart,
         bookmarks: bool,
     ) -> Result<Watch, ApiError> {
+        self.watch_with(api_version, kind, namespace, start, bookmarks, &Filter::everything())
+    }
+
+    /// WATCH with label and field selectors ([`filtered`] decides what each change looks like).
+    pub fn watch_with(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        start: WatchStart,
+        bookmarks: bool,
+        filter: &Filter,
+    ) -> Result<Watch, ApiError> {
+        let filter = (!filter.is_empty()).then(|| filter.clone());
         let mut store = self.write_store();
         let (id, info) = store.kind(api_version, kind)?;
         let namespace = namespace.filter(|_| info.namespaced).map(str::to_string);
@@ -237,6 +272,7 @@ impl ApiServer {
             last: Cell::new(0),
             resource: Resource::new(),
             frozen: RefCell::new(None),
+            filter: filter.clone(),
         });
         let frozen = store.frozen_for(id);
         let hidden = |object: &Object| {
@@ -247,11 +283,20 @@ impl ApiServer {
         *watcher.frozen.borrow_mut() =
             frozen.as_ref().map(|(ns, name, _)| (ns.clone(), name.clone()));
         let matches = |change: &Change| {
-            change.kind == id
-                && namespace.as_ref().is_none_or(|ns| &change.event.object.metadata.namespace == ns)
-                && !hidden(&change.event.object)
+            let sent = change.kind == id
+                && namespace
+                    .as_ref()
+                    .is_none_or(|ns| &change.event.object.metadata.namespace == ns)
+                && !hidden(&change.event.object);
+            match &filter {
+                _ if !sent => None,
+                None => Some(change.event.clone()),
+                Some(filter) => filtered(filter, &change.event, change.previous.as_ref()),
+            }
         };
+        let passes = |object: &Object| filter.as_ref().is_none_or(|f| f.matches(object));
         let text;
+        let (mut initial_events, mut started_at) = (0, store.rv);
         match start {
             WatchStart::Now | WatchStart::Any => {
                 let at = if start == WatchStart::Any { store.stale_point(0) } else { store.rv };
@@ -259,6 +304,7 @@ impl ApiServer {
                 for object in store.state_at(id, at).into_values() {
                     if namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns)
                         && !hidden(&object)
+                        && passes(&object)
                     {
                         queue.push_back(WatchEvent {
                             event_type: EventType::Added,
@@ -269,6 +315,7 @@ impl ApiServer {
                 }
                 if let Some((_, _, Some(object))) = &frozen
                     && namespace.as_ref().is_none_or(|ns| &object.metadata.namespace == ns)
+                    && passes(object)
                 {
                     let object = object.clone();
                     queue.push_back(WatchEvent {
@@ -279,11 +326,11 @@ impl ApiServer {
                 }
                 let initial = queue.len();
                 for change in store.history.iter().filter(|c| c.event.resource_version() > at) {
-                    if matches(change) {
-                        queue.push_back(change.event.clone());
-                    }
+                    queue.extend(matches(change));
                 }
                 watcher.last.set(store.rv);
+                initial_events = initial;
+                started_at = at;
                 text = if at == store.rv {
                     format!("from now ({initial} initial events)")
                 } else {
@@ -306,11 +353,10 @@ impl ApiServer {
             WatchStart::From(rv) => {
                 let mut queue = watcher.queue.borrow_mut();
                 for change in store.history.iter().filter(|c| c.event.resource_version() > rv) {
-                    if matches(change) {
-                        queue.push_back(change.event.clone());
-                    }
+                    queue.extend(matches(change));
                 }
                 watcher.last.set(store.rv);
+                started_at = store.rv;
                 text = format!("from rv {rv} ({} replayed events)", queue.len());
             }
         }
@@ -320,8 +366,9 @@ impl ApiServer {
         }
         drop(store);
         let scope = namespace.map_or("in all namespaces".to_string(), |ns| format!("in {ns}"));
-        sim_core::event(format!("API WATCH {} {scope} {text}", info.qualified_resource()));
-        Ok(Watch { watcher })
+        let with = filter.map_or(String::new(), |f| format!(" with {f}"));
+        sim_core::event(format!("API WATCH {} {scope}{with} {text}", info.qualified_resource()));
+        Ok(Watch { watcher, initial: initial_events, started_at })
     }
 
     /// Sends a BOOKMARK with the current resourceVersion to every watch that asked for

@@ -1,0 +1,1 @@
+//! Tests: strategic merge patch.
