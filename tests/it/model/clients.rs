@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use apiserver_fake::{
-    ApiError, ApiServer, Client, DeleteOptions, Deleted, EventType, FINALIZER_FOREGROUND,
-    FINALIZER_ORPHAN, Object, OwnerReference, Propagation, Reason, Selector,
+    ApiError, ApiServer, DeleteOptions, Deleted, EventType, FINALIZER_FOREGROUND, FINALIZER_ORPHAN,
+    Object, OwnerReference, Propagation, Reason, Selector,
 };
 use serde_json::{Value, json};
 use sim_core::{random_bool, random_range};
 
+use super::verbs::Verbs;
 use super::{
     Before, Key, LATE_FINALIZER, Model, NAMESPACES, OP_ANNOTATION, OPS_PER_CLIENT, USER_FINALIZERS,
     describe, expected_finalizers, ghost_controller, is_gc_finalizer, key_of, pick, random_key,
@@ -32,7 +33,7 @@ enum Expect<'a> {
 /// One client task: random operations, remembering what it last read of each name.
 pub(super) struct Actor {
     pub(super) name: String,
-    pub(super) client: Client,
+    pub(super) client: Verbs,
     pub(super) server: ApiServer,
     pub(super) model: Rc<RefCell<Model>>,
     pub(super) seen: BTreeMap<Key, Object>,

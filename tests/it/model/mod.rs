@@ -17,6 +17,7 @@ mod informers;
 mod oracle;
 mod runs;
 mod stale_cache;
+mod verbs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
