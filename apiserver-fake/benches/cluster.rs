@@ -1,6 +1,9 @@
 //! How fast the fake cluster simulates: `cargo bench -p apiserver-fake --bench cluster`.
 //!
 //! - `verbs`: synchronous API server verbs (create, get, update, delete) per second.
+//! - `rest`: the same cycle as REST requests through `ApiServer::handle` (requests built before
+//!   the clock starts, so the time is the REST layer's parsing, routing and serialising plus
+//!   the verb), in the same run as `verbs`, and the ratio of the two per operation.
 //! - `foreground`: a foreground deletion of an owner with 10 blocking dependents, with the
 //!   garbage collector (monitors, graph builder, 20 workers each for attemptToDelete and
 //!   attemptToOrphan), a controller with 2 workers, and client latency: runs/s, simulated
@@ -22,29 +25,80 @@ fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
     (values[values.len() / 2], values[0], values[values.len() - 1])
 }
 
+/// `ops` verbs on `server`: create, get, update, delete of one ConfigMap after another.
+fn verb_cycle(server: &ApiServer, ops: u32) {
+    for i in 0..ops / 4 {
+        let name = format!("cm-{i}");
+        let created = server.create(Object::new("v1", "ConfigMap", "default", &name)).unwrap();
+        server.get("v1", "ConfigMap", "default", &name).unwrap();
+        server.update(created.with_label("k", "v")).unwrap();
+        server.delete("v1", "ConfigMap", "default", &name, &DeleteOptions::default()).unwrap();
+    }
+}
+
 fn verbs(rounds: usize) {
     let mut rates = Vec::new();
     for _ in 0..rounds {
         let mut sim = Simulation::default();
         let ops = 40_000u32;
         let start = Instant::now();
-        sim.run(1, || {
-            let server = ApiServer::default();
-            for i in 0..ops / 4 {
-                let name = format!("cm-{i}");
-                let created =
-                    server.create(Object::new("v1", "ConfigMap", "default", &name)).unwrap();
-                server.get("v1", "ConfigMap", "default", &name).unwrap();
-                server.update(created.with_label("k", "v")).unwrap();
-                server
-                    .delete("v1", "ConfigMap", "default", &name, &DeleteOptions::default())
-                    .unwrap();
-            }
-        });
+        sim.run(1, || verb_cycle(&ApiServer::default(), ops));
         rates.push(f64::from(ops) / start.elapsed().as_secs_f64());
     }
     let (mid, low, high) = median(rates);
     println!("verbs       {mid:>12.0} verbs/s   (spread {low:.0} … {high:.0})");
+}
+
+/// The verbs cycle as REST requests: (REST ops/s, Rust verbs/s) medians, measured round by
+/// round side by side.
+fn rest(rounds: usize) {
+    use apiserver_fake::rest::Request;
+    let ops = 40_000u32;
+    let (mut rest_rates, mut verb_rates) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut sim = Simulation::default();
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let requests: Vec<Request> = (0..ops / 4)
+            .flat_map(|i| {
+                let name = format!("cm-{i}");
+                let object = serde_json::json!({ "metadata": { "name": name } });
+                let labelled =
+                    serde_json::json!({ "metadata": { "name": name, "labels": { "k": "v" } } });
+                [
+                    Request::new("POST", cms).with_json(&object),
+                    Request::get(&format!("{cms}/{name}")),
+                    Request::new("PUT", &format!("{cms}/{name}")).with_json(&labelled),
+                    Request::new("DELETE", &format!("{cms}/{name}")),
+                ]
+            })
+            .collect();
+        let mut elapsed = Duration::ZERO;
+        sim.run(1, || {
+            let server = ApiServer::default();
+            let start = Instant::now();
+            for request in &requests {
+                let response = server.handle(request);
+                assert!(response.is_success(), "{response:?}");
+            }
+            elapsed = start.elapsed();
+        });
+        rest_rates.push(f64::from(ops) / elapsed.as_secs_f64());
+        let mut elapsed = Duration::ZERO;
+        sim.run(1, || {
+            let server = ApiServer::default();
+            let start = Instant::now();
+            verb_cycle(&server, ops);
+            elapsed = start.elapsed();
+        });
+        verb_rates.push(f64::from(ops) / elapsed.as_secs_f64());
+    }
+    let (rest_mid, rest_low, rest_high) = median(rest_rates);
+    let (verb_mid, _, _) = median(verb_rates);
+    println!("rest        {rest_mid:>12.0} requests/s (spread {rest_low:.0} … {rest_high:.0})");
+    println!(
+        "rest        {:>12.2} × the Rust verb's cost per operation ({verb_mid:.0} verbs/s in the same run)",
+        verb_mid / rest_mid
+    );
 }
 
 fn foreground_run(sim: &mut Simulation, seed: u64) -> Outcome {
@@ -124,5 +178,6 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let rounds = if quick { 1 } else { 5 };
     verbs(rounds);
+    rest(rounds);
     foreground(rounds, if quick { 20 } else { 200 });
 }

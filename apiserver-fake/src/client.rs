@@ -513,9 +513,10 @@ impl Client {
             .await;
         match result {
             Ok(response) => match response.body {
-                Body::Watch(stream) => {
-                    Response { body: Body::Watch(Box::new(stream.with_client(self.clone()))), ..response }
-                }
+                Body::Watch(stream) => Response {
+                    body: Body::Watch(Box::new(stream.with_client(self.clone()))),
+                    ..response
+                },
                 Body::Full(_) => response,
             },
             Err(error) => Response::error(&error),

@@ -83,12 +83,47 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
     /// Which field manager owns which fields (server-side apply), kept as written.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub managed_fields: Vec<ManagedFieldsEntry>,
+    #[serde(default, skip_serializing_if = "ManagedFields::is_empty")]
+    pub managed_fields: ManagedFields,
     /// Metadata fields kdst does not model, kept as they came (so a client gets back what it
     /// wrote).
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
+}
+
+/// An object's `managedFields`: shared, so that copying an object (the server keeps several
+/// copies of each state) does not copy its field sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedFields(std::rc::Rc<[ManagedFieldsEntry]>);
+
+impl ManagedFields {
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[ManagedFieldsEntry] {
+        &self.0
+    }
+}
+
+impl From<Vec<ManagedFieldsEntry>> for ManagedFields {
+    fn from(entries: Vec<ManagedFieldsEntry>) -> Self {
+        ManagedFields(entries.into())
+    }
+}
+
+impl Serialize for ManagedFields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ManagedFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(ManagedFields::from(Vec::<ManagedFieldsEntry>::deserialize(deserializer)?))
+    }
 }
 
 /// `metav1.ManagedFieldsEntry`: the fields one manager owns, from one kind of operation.
@@ -285,6 +320,30 @@ impl fmt::Display for Time {
 
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Whole seconds (every timestamp the server sets at a round instant, and the common
+        // case) are written digit by digit: the formatter is a measurable part of a REST write.
+        if self.nanos.rem_euclid(1_000_000_000) == 0 {
+            let seconds = self.nanos.div_euclid(1_000_000_000) + EPOCH_UNIX;
+            let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+            let (year, month, day) = civil_from_days(days);
+            if (0..=9999).contains(&year) {
+                let mut text = *b"0000-00-00T00:00:00Z";
+                let mut put = |at: usize, width: usize, mut value: i64| {
+                    for index in (at..at + width).rev() {
+                        text[index] = b'0' + (value % 10) as u8;
+                        value /= 10;
+                    }
+                };
+                put(0, 4, year);
+                put(5, 2, month);
+                put(8, 2, day);
+                put(11, 2, secs / 3600);
+                put(14, 2, secs / 60 % 60);
+                put(17, 2, secs % 60);
+                let text = std::str::from_utf8(&text).expect("ASCII digits");
+                return serializer.serialize_str(text);
+            }
+        }
         serializer.collect_str(self)
     }
 }

@@ -16,8 +16,10 @@
 //! - `read.rs`: GET, LIST and WATCH, and [`WatchStream`], the lines of a watch;
 //! - `write.rs`: POST, PUT, DELETE and the four PATCH types;
 //! - `json_patch.rs`: RFC 6902 JSON patches (with the `json-patch` crate) and upstream's limits;
-//! - `strategic.rs`: strategic merge patches for built-in kinds.
+//! - `strategic.rs`: strategic merge patches for built-in kinds;
+//! - `apply.rs`: server-side apply and the `managedFields` of every REST write.
 
+mod apply;
 mod json_patch;
 mod query;
 mod read;
@@ -50,6 +52,9 @@ pub struct Request {
     pub content_type: String,
     /// The `Accept` header (empty if absent).
     pub accept: String,
+    /// The `User-Agent` header (empty if absent): up to its first `/`, the field manager of a
+    /// write without `fieldManager`.
+    pub user_agent: String,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -87,6 +92,12 @@ impl Request {
     /// Sets the `Accept` header.
     pub fn with_accept(mut self, accept: &str) -> Self {
         self.accept = accept.to_string();
+        self
+    }
+
+    /// Sets the `User-Agent` header.
+    pub fn with_user_agent(mut self, user_agent: &str) -> Self {
+        self.user_agent = user_agent.to_string();
         self
     }
 
@@ -324,7 +335,7 @@ impl ApiServer {
             (Scope::Collection, None, "POST") => self.rest_create(target, query, request),
             (Scope::Item(name), None | Some("status"), "GET") => self.rest_get(target, name),
             (Scope::Item(name), None | Some("status") | Some("finalize"), "PUT") => {
-                self.rest_update(target, name, request)
+                self.rest_update(target, name, query, request)
             }
             (Scope::Item(name), None | Some("status"), "PATCH") => {
                 self.rest_patch(target, name, query, request)

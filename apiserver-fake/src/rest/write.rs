@@ -5,15 +5,16 @@
 //! PATCH takes `application/merge-patch+json` (the server's merge patch, as the Rust verb),
 //! `application/json-patch+json` (RFC 6902, [`super::json_patch`]) and
 //! `application/strategic-merge-patch+json` (built-in kinds only; 415 for custom resources, as
-//! upstream). Server-side apply (`application/apply-patch+yaml`) is not modelled yet: 415 with a
-//! message saying so. A DELETE answers `Status` Success naming the object once it is gone (the
+//! upstream) and `application/apply-patch+yaml` (server-side apply, [`super::apply`], which also
+//! keeps every write's `managedFields`). A DELETE answers `Status` Success naming the object once it is gone (the
 //! removed object itself for custom resources and Pods, whose stores set `ReturnDeletedObject`),
 //! or the object with its `deletionTimestamp` while finalizers hold it (202 if the request set
 //! `orphanDependents=false`). `dryRun` is refused (400): kdst does not model it.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::apply::{self, Part};
 use super::query::Query;
 use super::route::{Scope, Target};
 use super::{Request, Response, failure, is_json, media_type, method_not_allowed};
@@ -55,14 +56,18 @@ fn unsupported_media(media: &str, accepted: &str) -> ApiError {
 
 /// The body as an object of the path's kind, in the path's namespace.
 fn object_for(target: &Target, request: &Request) -> Result<Object, ApiError> {
-    let value = decode(request)?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding body: expected a JSON object".to_string(),
-        ));
-    }
-    let mut object = Object::from_json(value)
-        .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
+    let bad =
+        |e: &dyn std::fmt::Display| ApiError::bad_request(format!("error decoding body: {e}"));
+    let mut object = if is_json(&media_type(&request.content_type)) {
+        // Straight from the bytes: no intermediate JSON tree.
+        serde_json::from_slice::<Object>(&request.body).map_err(|e| bad(&e))?
+    } else {
+        let value = decode(request)?;
+        if !value.is_object() {
+            return Err(bad(&"expected an object"));
+        }
+        Object::from_json(value).map_err(|e| bad(&e))?
+    };
     let info = &target.info;
     if object.api_version.is_empty() {
         object.api_version = info.api_version.clone();
@@ -92,6 +97,28 @@ fn object_for(target: &Target, request: &Request) -> Result<Object, ApiError> {
         }
     }
     Ok(object)
+}
+
+/// The field manager of a write: `fieldManager`, else the user agent up to its first `/`
+/// (`managerOrUserAgent`).
+fn manager(query: &Query, request: &Request) -> String {
+    match &query.field_manager {
+        Some(manager) if !manager.is_empty() => manager.clone(),
+        _ => request.user_agent.split('/').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// What a write to `target` covers, for its field set.
+fn part_of(target: &Target) -> Part {
+    match target.subresource.as_deref() {
+        Some("status") => Part::Status,
+        _ => Part::Main { status_subresource: target.info.status_subresource },
+    }
+}
+
+/// `PatchOptions` validation: 422 naming the field.
+fn invalid_patch_options(why: &str) -> ApiError {
+    ApiError::invalid("PatchOptions.meta.k8s.io", "", &[why.to_string()])
 }
 
 fn refuse_dry_run(query: &Query) -> Result<(), ApiError> {
@@ -199,7 +226,10 @@ impl ApiServer {
             return Err(method_not_allowed("POST"));
         }
         refuse_dry_run(query)?;
-        let object = object_for(target, request)?;
+        let mut object = object_for(target, request)?;
+        let (api_version, kind) = (target.info.api_version.clone(), target.info.kind.clone());
+        let manager = manager(query, request);
+        apply::record_update(None, &mut object, &manager, &api_version, &kind, part_of(target));
         let created = self.create(object)?;
         Ok(Response::of(201, &created))
     }
@@ -208,8 +238,10 @@ impl ApiServer {
         &self,
         target: &Target,
         name: &str,
+        query: &Query,
         request: &Request,
     ) -> Result<Response, ApiError> {
+        refuse_dry_run(query)?;
         let mut object = object_for(target, request)?;
         if object.metadata.name.is_empty() {
             object.metadata.name = name.to_string();
@@ -219,6 +251,18 @@ impl ApiServer {
                 object.metadata.name
             )));
         }
+        let info = &target.info;
+        let old = self.peek(&info.api_version, &info.kind, target.item_namespace(), name);
+        let manager = manager(query, request);
+        let (api_version, kind) = (info.api_version.clone(), info.kind.clone());
+        apply::record_update(
+            old.as_ref(),
+            &mut object,
+            &manager,
+            &api_version,
+            &kind,
+            part_of(target),
+        );
         let updated = match target.subresource.as_deref() {
             None => self.update(object)?,
             Some("status") => self.update_status(object)?,
@@ -284,22 +328,53 @@ impl ApiServer {
             status,
         };
         let suffix = if status { " status" } else { "" };
+        if query.force.is_some() && media != APPLY_PATCH {
+            return Err(invalid_patch_options(
+                "force: Forbidden: may not be specified for non-apply patch",
+            ));
+        }
+        let manager = manager(query, request);
+        let part = part_of(target);
+        // Every patch type but apply: the patched JSON, then the write's managedFields.
+        let updating = |patched: Value, current: &Value| -> Result<Value, ApiError> {
+            let mut object = Object::from_json(patched).map_err(|why| {
+                ApiError::bad_request(format!(
+                    "invalid patch for {} \"{name}\": {why}",
+                    info.qualified_resource()
+                ))
+            })?;
+            let old = Object::from_json(current.clone()).ok();
+            apply::record_update(
+                old.as_ref(),
+                &mut object,
+                &manager,
+                &info.api_version,
+                &info.kind,
+                part,
+            );
+            Ok(object.to_json())
+        };
         let patched = match media.as_str() {
             MERGE_PATCH => {
                 let patch: Value = serde_json::from_slice(&request.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-                let (api_version, kind, namespace) =
-                    (&info.api_version, &info.kind, target.item_namespace());
-                if status {
-                    self.patch_status(api_version, kind, namespace, name, &patch)?
-                } else {
-                    self.patch(api_version, kind, namespace, name, &patch)?
-                }
+                let verb = format!("PATCH{suffix}");
+                self.patch_with(&patch_target, &verb, |current, info| {
+                    if !patch.is_object() {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid JSON merge patch for {} \"{name}\": not an object",
+                            info.qualified_resource()
+                        )));
+                    }
+                    let mut merged = current.clone();
+                    crate::object::merge_patch(&mut merged, &patch);
+                    updating(merged, current)
+                })?
             }
             JSON_PATCH => {
                 let verb = format!("PATCH{suffix} (json-patch)");
                 self.patch_with(&patch_target, &verb, |current, _| {
-                    super::json_patch::apply(current, &request.body)
+                    updating(super::json_patch::apply(current, &request.body)?, current)
                 })?
             }
             STRATEGIC_PATCH if info.custom => {
@@ -314,18 +389,17 @@ impl ApiServer {
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                 let verb = format!("PATCH{suffix} (strategic)");
                 self.patch_with(&patch_target, &verb, |current, info| {
-                    super::strategic_merge_patch(current, &patch, &info.api_version, &info.kind)
-                        .map_err(|e| ApiError::with_reason(Reason::Invalid, e.message))
+                    let patched = super::strategic_merge_patch(
+                        current,
+                        &patch,
+                        &info.api_version,
+                        &info.kind,
+                    )
+                    .map_err(|e| ApiError::with_reason(Reason::Invalid, e.message))?;
+                    updating(patched, current)
                 })?
             }
-            APPLY_PATCH => {
-                return Err(unsupported_media(
-                    &media,
-                    "application/json-patch+json, application/merge-patch+json, \
-                     application/strategic-merge-patch+json (kdst does not model server-side \
-                     apply yet)",
-                ));
-            }
+            APPLY_PATCH => return self.rest_apply(target, name, query, request, &manager),
             _ => {
                 return Err(unsupported_media(
                     &media,
@@ -335,5 +409,99 @@ impl ApiServer {
             }
         };
         Ok(Response::of(200, &patched))
+    }
+
+    /// Server-side apply: the body is the applied configuration (YAML or JSON).
+    fn rest_apply(
+        &self,
+        target: &Target,
+        name: &str,
+        query: &Query,
+        request: &Request,
+        manager: &str,
+    ) -> Result<Response, ApiError> {
+        if query.field_manager.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid_patch_options(
+                "fieldManager: Required value: is required for apply patch",
+            ));
+        }
+        let text = std::str::from_utf8(&request.body)
+            .map_err(|_| ApiError::bad_request("error decoding YAML: invalid UTF-8".to_string()))?;
+        let mut applied: Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let info = &target.info;
+        let Value::Object(config) = &mut applied else {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: expected an object".to_string(),
+            ));
+        };
+        let field = |config: &Map<String, Value>, key: &str| {
+            config.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+        };
+        if field(config, "apiVersion") != info.api_version || field(config, "kind") != info.kind {
+            return Err(ApiError::bad_request(format!(
+                "the apply configuration's apiVersion and kind ({} {}) must be the path's ({} {})",
+                field(config, "apiVersion"),
+                field(config, "kind"),
+                info.api_version,
+                info.kind
+            )));
+        }
+        let meta = config.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(meta) = meta else {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: metadata must be an object".to_string(),
+            ));
+        };
+        match meta.get("name").and_then(Value::as_str) {
+            None => {
+                meta.insert("name".to_string(), Value::String(name.to_string()));
+            }
+            Some(given) if given != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({given}) does not match the name on the URL ({name})"
+                )));
+            }
+            Some(_) => {}
+        }
+        if let Some(namespace) = &target.namespace {
+            match meta.get("namespace").and_then(Value::as_str) {
+                None => {
+                    meta.insert("namespace".to_string(), Value::String(namespace.clone()));
+                }
+                Some(given) if given != namespace => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent \
+                         on the request"
+                            .to_string(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let force = query.force == Some(true);
+        let part = part_of(target);
+        let (api_version, kind) = (info.api_version.as_str(), info.kind.as_str());
+        let patch_target = PatchTarget {
+            api_version,
+            kind,
+            namespace: target.item_namespace(),
+            name,
+            status: part == Part::Status,
+        };
+        let verb = if part == Part::Status { "PATCH status (apply)" } else { "PATCH (apply)" };
+        let result = self.patch_with(&patch_target, verb, |current, _| {
+            apply::apply(Some(current), &applied, manager, force, api_version, kind, part)
+        });
+        match result {
+            Ok(object) => Ok(Response::of(200, &object)),
+            Err(error) if error.is_not_found() && part != Part::Status => {
+                let made = apply::apply(None, &applied, manager, force, api_version, kind, part)?;
+                let object = Object::from_json(made)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                Ok(Response::of(201, &self.create(object)?))
+            }
+            Err(error) => Err(error),
+        }
     }
 }

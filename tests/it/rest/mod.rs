@@ -6,6 +6,7 @@
 //!
 //! This file holds the helpers the files share.
 
+mod apply;
 mod paths;
 mod reads;
 mod strategic;
