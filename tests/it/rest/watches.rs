@@ -154,3 +154,30 @@ fn a_label_selector_watch_sees_objects_enter_and_leave() {
         assert_eq!(events[2].1["metadata"]["labels"]["app"], "web", "the last matching state");
     });
 }
+
+/// A watch opened through `Client::request` is subject to the client's `drop_watch` fault:
+/// the stream ends, and the trace names the fault.
+#[test]
+fn a_client_watch_ends_at_an_injected_drop() {
+    use apiserver_fake::{Client, ClientConfig, Faults};
+    let mut sim = sim_core::Simulation::default();
+    let outcome = sim.run(0, || {
+        let server = server();
+        let faults = Faults { drop_watch: 1.0, ..Faults::NONE };
+        let client = Client::new(&server, "watcher", ClientConfig::default().with_faults(faults));
+        sim_core::spawn("watcher", async move {
+            let response =
+                client.request(Request::get("/api/v1/namespaces/default/configmaps?watch=1")).await;
+            assert_eq!(response.status, 200);
+            let mut stream = response.into_watch().expect("a watch");
+            create_cm(client.server(), "default", "a", json!({}));
+            assert_eq!(stream.next_line().await, None, "dropped before its first event");
+        });
+    });
+    assert_eq!(outcome, sim_core::Outcome::Completed);
+    let dropped = sim.trace().events().iter().any(|e| {
+        matches!(&e.kind, sim_core::EventKind::Message(m)
+            if m == "fault: watch of ConfigMap (REST) by watcher dropped")
+    });
+    assert!(dropped, "the trace names the dropped watch");
+}

@@ -251,3 +251,34 @@ fn a_body_over_the_limit_is_413() {
         assert_eq!((code, reason.as_str()), (413, "RequestEntityTooLarge"));
     });
 }
+
+/// Events are writable and listable in both APIs, `v1` and `events.k8s.io/v1`, with their
+/// field selectors (`involvedObject.name`, `regarding.name`, `reason`).
+#[test]
+fn events_in_both_apis() {
+    in_sim(|| {
+        let server = server();
+        let core = json!({ "metadata": { "name": "e1" }, "reason": "Created",
+                           "involvedObject": { "kind": "Pod", "name": "web" } });
+        assert_eq!(
+            send(&server, json_request("POST", "/api/v1/namespaces/default/events", &core)).0,
+            201
+        );
+        let new = json!({ "metadata": { "name": "e2" }, "reason": "Pulled",
+                          "regarding": { "kind": "Pod", "name": "web" }, "reportingController": "kubelet" });
+        let uri = "/apis/events.k8s.io/v1/namespaces/default/events";
+        assert_eq!(send(&server, json_request("POST", uri, &new)).0, 201);
+        let (_, list) =
+            send(&server, Request::get("/api/v1/events?fieldSelector=involvedObject.name%3Dweb"));
+        assert_eq!(list["kind"], "EventList");
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let (_, list) = send(
+            &server,
+            Request::get(&format!("{uri}?fieldSelector=regarding.name%3Dweb,reason%3DPulled")),
+        );
+        assert_eq!(list["items"][0]["metadata"]["name"], "e2");
+        let (code, _) =
+            send(&server, Request::get(&format!("{uri}?fieldSelector=involvedObject.name%3Dweb")));
+        assert_eq!(code, 400, "involvedObject is the core API's field");
+    });
+}
