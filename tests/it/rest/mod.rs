@@ -7,6 +7,8 @@
 //! This file holds the helpers the files share.
 
 mod apply;
+mod fuzz;
+mod json_patch;
 mod paths;
 mod reads;
 mod strategic;
