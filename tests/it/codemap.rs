@@ -15,6 +15,8 @@ const SOURCE_DIRS: &[&str] = &[
     "tests/it",
     "tests/src",
     "bench-peers/src",
+    "kdst-kube/src",
+    "kdst-kube/tests",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

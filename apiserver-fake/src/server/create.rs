@@ -46,6 +46,18 @@ impl ApiServer {
     fn create_inner(&self, mut object: Object, uid: Option<String>) -> Result<Object, ApiError> {
         let mut store = self.write_store();
         let (id, info) = store.kind(&object.api_version, &object.kind)?;
+        // What the trace names when the create fails: the name asked for (`prefix*` for a
+        // generated one).
+        let requested = {
+            let meta = &object.metadata;
+            let name = if meta.name.is_empty() && !meta.generate_name.is_empty() {
+                format!("{}*", meta.generate_name)
+            } else {
+                meta.name.clone()
+            };
+            let namespace = if info.namespaced { meta.namespace.as_str() } else { "" };
+            super::key_of(namespace, &name)
+        };
         let result = 'create: {
             if info.namespaced {
                 if object.metadata.namespace.is_empty() {
@@ -120,7 +132,8 @@ impl ApiServer {
             Ok(store.commit(id, EventType::Added, object))
         };
         drop(store);
-        trace_verb("CREATE", &info, &result.as_ref().map(|o| o.key()), &result);
+        let key = result.as_ref().map_or(requested, Object::key);
+        trace_verb("CREATE", &info, &Ok(key), &result);
         if let Ok(crd) = &result
             && info.kind == crate::kinds::CRD_KIND
             && info.group() == "apiextensions.k8s.io"

@@ -433,10 +433,24 @@ fn more_than_ten_thousand_operations_is_413() {
         let (code, reason, message) = status_of(&response);
         assert_eq!((code, reason.as_str()), (413, "RequestEntityTooLarge"));
         assert_eq!(
-            message,
-            "The allowed maximum operations in a JSON patch is 10000, got 10001",
+            message, "The allowed maximum operations in a JSON patch is 10000, got 10001",
             "{message}"
         );
         assert_eq!(stored(&server, &uri), before);
     });
+}
+
+/// `copy` operations that together copy more than 3 MiB are 422 (upstream arms the json-patch
+/// library's `AccumulatedCopySizeLimit` with `JSONPatchMaxCopyBytes`, 3 MiB), so that a small
+/// patch cannot grow an object without bound; the object is unchanged.
+#[test]
+fn copies_of_more_than_three_mib_are_422() {
+    let big = "x".repeat(1024 * 1024);
+    let operations = json!([
+        { "op": "copy", "from": "/spec/big", "path": "/spec/a" },
+        { "op": "copy", "from": "/spec/big", "path": "/spec/b" },
+        { "op": "copy", "from": "/spec/big", "path": "/spec/c" },
+        { "op": "copy", "from": "/spec/big", "path": "/spec/d" },
+    ]);
+    rfc_failure(json!({ "big": big }), bytes(&operations), 422, "Invalid", "copy");
 }
