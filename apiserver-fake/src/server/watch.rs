@@ -248,7 +248,8 @@ impl ApiServer {
         self.watch_with(api_version, kind, namespace, start, bookmarks, &Filter::everything())
     }
 
-    /// WATCH with label and field selectors ([`filtered`] decides what each change looks like).
+    /// WATCH with label and field selectors: an object that starts to pass is ADDED, one that
+    /// stops passing is DELETED (with its last passing state), as the watch cache filters.
     pub fn watch_with(
         &self,
         api_version: &str,
