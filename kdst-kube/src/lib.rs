@@ -37,33 +37,48 @@
 //! a future wrapped by [`Cluster::pumped`]); elsewhere the buffer worker never runs and the
 //! request never leaves (kdst then reports the task as blocked).
 //!
-//! Tasks are polled inside the tokio runtime's context, so tokio timers can be set (kube-runtime's
-//! `watcher` sets an idle timeout per watch), but tokio's paused clock does not follow kdst's
-//! virtual clock yet: a tokio timer never fires and `tokio::time::Instant` stands still. Use
-//! `sim_core::sleep` for time in test code.
+//! Tasks are polled inside the tokio runtime's context, and before each poll tokio's paused
+//! clock is moved to kdst's virtual time: `tokio::time::Instant::now()` and `tokio::time::sleep`
+//! in user code read and wait on virtual time. A tokio timer fires once kdst's clock has passed
+//! its deadline, at the next poll of a [`Cluster::spawn`] task; kdst's clock moves with kdst's
+//! own timers, so a run whose every task waits on a tokio timer alone is reported as a deadlock
+//! (use `sim_core::sleep`, or let a kdst timer be pending, in test code). What else leaks into a
+//! run is listed in the [`controller`] docs.
 //!
-//! Not yet: a kube-runtime-shaped controller runtime, tokio's clock following kdst's, the
-//! `Cluster` harness's garbage collector and controllers, CRDs from `#[derive(CustomResource)]`
-//! types, request lines in the Perfetto export beyond the fake client's call spans.
+//! # Controllers
+//!
+//! [`Controller`] has the builder and the semantics of `kube::runtime::Controller` (one
+//! reconcile per object at a time, scheduled reconciles deduplicated, `Action::requeue`, the
+//! error policy, triggers from owned and watched objects), with each reconcile a kdst task and
+//! its store kdst's informer cache. A controller written for kube-runtime runs under kdst with
+//! one changed line: the one that names the `Controller` type.
 
 #![forbid(unsafe_code)]
 
 mod bridge;
+pub mod controller;
+mod harness;
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use apiserver_fake::{ApiServer, ClientConfig};
 
 pub use bridge::{Body, Bridge};
+pub use controller::{Config, Controller};
 
-/// A fake cluster that kube-rs clients talk to.
+/// A fake cluster that kube-rs clients talk to. Cloning gives another handle to the same
+/// cluster.
 #[derive(Clone)]
 pub struct Cluster {
     server: ApiServer,
     runtime: Rc<tokio::runtime::Runtime>,
+    /// Where tokio's paused clock stands, in kdst nanoseconds.
+    clock: Rc<Cell<u64>>,
 }
 
 impl Default for Cluster {
@@ -72,9 +87,16 @@ impl Default for Cluster {
     }
 }
 
+thread_local! {
+    /// The cluster whose task is being polled ([`Cluster::current`]).
+    static CURRENT: RefCell<Option<Cluster>> = const { RefCell::new(None) };
+}
+
 impl Cluster {
-    /// A cluster with the built-in kinds and the system namespaces. Call it inside a
-    /// simulation (a run's setup or a task).
+    /// A cluster with the built-in kinds and the system namespaces, and no controllers (see
+    /// [`Cluster::builder`] for the garbage collector, the namespace and StatefulSet
+    /// controllers and the write log the generic oracles read). Call it inside a simulation (a
+    /// run's setup or a task).
     pub fn new() -> Self {
         Cluster::with_server(ApiServer::default())
     }
@@ -86,7 +108,13 @@ impl Cluster {
             .start_paused(true)
             .build()
             .expect("a current-thread tokio runtime builds");
-        Cluster { server, runtime: Rc::new(runtime) }
+        Cluster { server, runtime: Rc::new(runtime), clock: Rc::new(Cell::new(0)) }
+    }
+
+    /// The cluster whose task is being polled: inside a task started with [`Cluster::spawn`]
+    /// (or a future wrapped by [`Cluster::pumped`]), that cluster.
+    pub fn current() -> Option<Cluster> {
+        CURRENT.with(|current| current.borrow().clone())
     }
 
     /// The fake API server.
@@ -116,33 +144,64 @@ impl Cluster {
         sim_core::spawn(name, self.pumped(future))
     }
 
+    /// Spawns a kdst daemon task (one the run does not wait for) that may await kube futures.
+    pub fn spawn_daemon<T: 'static>(
+        &self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        future: impl Future<Output = T> + 'static,
+    ) -> sim_core::JoinHandle<T> {
+        sim_core::spawn_daemon(name, self.pumped(future))
+    }
+
     /// `future`, with the tokio side run for one turn after each of its polls (see the crate
     /// docs).
     pub fn pumped<F: Future>(&self, future: F) -> Pumped<F> {
-        Pumped { future: Box::pin(future), runtime: self.runtime.clone() }
+        Pumped { future: Box::pin(future), cluster: self.clone() }
+    }
+
+    /// Moves tokio's paused clock to kdst's virtual time, firing the tokio timers it passes.
+    fn sync_clock(&self) {
+        let now = sim_core::now().as_nanos();
+        let behind = now.saturating_sub(self.clock.get());
+        if behind > 0 {
+            self.clock.set(now);
+            self.runtime.block_on(tokio::time::advance(Duration::from_nanos(behind)));
+        }
     }
 }
 
 /// A future whose polls are each followed by one turn of the cluster's tokio runtime.
 pub struct Pumped<F> {
     future: Pin<Box<F>>,
-    runtime: Rc<tokio::runtime::Runtime>,
+    cluster: Cluster,
+}
+
+/// Puts back the cluster that was current before a poll (also when the poll unwinds).
+struct Restore(Option<Cluster>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
 }
 
 impl<F: Future> Future for Pumped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // Polled inside the runtime's context, so that tokio timers (kube-runtime's watcher
-        // sets one per watch) have a timer wheel to register with.
-        let runtime = self.runtime.clone();
+        let cluster = self.cluster.clone();
+        cluster.sync_clock();
         let poll = {
-            let _context = runtime.enter();
+            let _restore = Restore(CURRENT.with(|current| current.replace(Some(cluster.clone()))));
+            // Polled inside the runtime's context, so that tokio timers have a timer wheel to
+            // register with.
+            let _context = cluster.runtime.enter();
             self.future.as_mut().poll(cx)
         };
         if poll.is_pending() {
             // Let the clients' buffer workers take what this poll handed them.
-            self.runtime.block_on(tokio::task::yield_now());
+            cluster.runtime.block_on(tokio::task::yield_now());
         }
         poll
     }
