@@ -21,6 +21,7 @@ use crate::Cluster;
 pub struct Builder {
     server: ServerConfig,
     controllers: bool,
+    gc: GcConfig,
     gc_kinds: Option<Vec<(String, String)>>,
     crds: Vec<Object>,
 }
@@ -37,6 +38,12 @@ impl Builder {
     /// kube-controller-manager does (each a kdst daemon with its own client).
     pub fn system_controllers(mut self) -> Self {
         self.controllers = true;
+        self
+    }
+
+    /// The garbage collector's options (its workers, its monitors' informer lag).
+    pub fn gc_config(mut self, config: GcConfig) -> Self {
+        self.gc = config;
         self
     }
 
@@ -67,7 +74,7 @@ impl Builder {
         }
         if self.controllers {
             let client = |name| Client::new(&server, name, ClientConfig::default());
-            let mut gc = GcConfig::default();
+            let mut gc = self.gc.clone();
             if let Some(kinds) = &self.gc_kinds {
                 let kinds: Vec<(&str, &str)> =
                     kinds.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();

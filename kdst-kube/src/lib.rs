@@ -37,13 +37,15 @@
 //! a future wrapped by [`Cluster::pumped`]); elsewhere the buffer worker never runs and the
 //! request never leaves (kdst then reports the task as blocked).
 //!
+//! # Time
+//!
 //! Tasks are polled inside the tokio runtime's context, and before each poll tokio's paused
-//! clock is moved to kdst's virtual time: `tokio::time::Instant::now()` and `tokio::time::sleep`
-//! in user code read and wait on virtual time. A tokio timer fires once kdst's clock has passed
-//! its deadline, at the next poll of a [`Cluster::spawn`] task; kdst's clock moves with kdst's
-//! own timers, so a run whose every task waits on a tokio timer alone is reported as a deadlock
-//! (use `sim_core::sleep`, or let a kdst timer be pending, in test code). What else leaks into a
-//! run is listed in the [`controller`] docs.
+//! clock is moved to kdst's virtual time: `tokio::time::Instant::now()`, `tokio::time::sleep`
+//! and `tokio::time::timeout` in user code read and wait on virtual time. When no kdst task is
+//! runnable, kdst lets tokio's clock run ahead to its next timer, up to kdst's own next event
+//! ([`sim_core::on_idle`]): a tokio timer that wakes a task first is where the run's clock goes
+//! next, so a reconcile that sleeps with tokio sleeps exactly as long in virtual time. What else
+//! leaks into a run is listed in the [`controller`] docs.
 //!
 //! # Controllers
 //!
@@ -61,9 +63,11 @@ mod harness;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use apiserver_fake::{ApiServer, ClientConfig};
@@ -79,6 +83,42 @@ pub struct Cluster {
     runtime: Rc<tokio::runtime::Runtime>,
     /// Where tokio's paused clock stands, in kdst nanoseconds.
     clock: Rc<Cell<u64>>,
+    /// Raised when a tokio timer (or anything) wakes one of the cluster's kdst tasks.
+    signal: Arc<Signal>,
+}
+
+/// Tells the idle probe that a kdst task of the cluster was woken.
+#[derive(Default)]
+struct Signal {
+    woke: AtomicBool,
+    waiter: Mutex<Option<Waker>>,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.woke.store(true, Ordering::Relaxed);
+        let waiter = self.waiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+}
+
+/// A kdst task's waker that also raises the cluster's [`Signal`].
+struct SignalWaker {
+    inner: Waker,
+    signal: Arc<Signal>,
+}
+
+impl Wake for SignalWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.inner.wake_by_ref();
+        self.signal.raise();
+    }
 }
 
 impl Default for Cluster {
@@ -108,7 +148,22 @@ impl Cluster {
             .start_paused(true)
             .build()
             .expect("a current-thread tokio runtime builds");
-        Cluster { server, runtime: Rc::new(runtime), clock: Rc::new(Cell::new(0)) }
+        let cluster = Cluster {
+            server,
+            runtime: Rc::new(runtime),
+            clock: Rc::new(Cell::new(0)),
+            signal: Arc::default(),
+        };
+        if sim_core::in_simulation() {
+            // When nothing in kdst is runnable, tokio's timers get their turn.
+            let (runtime, clock) = (Rc::downgrade(&cluster.runtime), Rc::downgrade(&cluster.clock));
+            let signal = cluster.signal.clone();
+            sim_core::on_idle(move |limit| {
+                let (runtime, clock) = (runtime.upgrade()?, clock.upgrade()?);
+                probe(&runtime, &clock, &signal, limit)
+            });
+        }
+        cluster
     }
 
     /// The cluster whose task is being polled: inside a task started with [`Cluster::spawn`]
@@ -156,24 +211,81 @@ impl Cluster {
     /// `future`, with the tokio side run for one turn after each of its polls (see the crate
     /// docs).
     pub fn pumped<F: Future>(&self, future: F) -> Pumped<F> {
-        Pumped { future: Box::pin(future), cluster: self.clone() }
+        Pumped { future: Box::pin(future), cluster: self.clone(), waker: None }
+    }
+
+    /// Runs the cluster's tokio runtime for one turn at kdst's current time: its clock moves to
+    /// kdst's, and the tokio tasks that are ready run once. For code that lives in the tokio
+    /// world (the real `kube::runtime::Controller`, which spawns tokio tasks): a kdst task that
+    /// calls this in a loop with a `sim_core::sleep` between turns drives it, as one coarse
+    /// task whose inner order kdst does not choose.
+    pub fn turn(&self) {
+        self.sync_clock();
+        let _restore = Restore(CURRENT.with(|current| current.replace(Some(self.clone()))));
+        self.runtime.block_on(tokio::task::yield_now());
     }
 
     /// Moves tokio's paused clock to kdst's virtual time, firing the tokio timers it passes.
     fn sync_clock(&self) {
-        let now = sim_core::now().as_nanos();
-        let behind = now.saturating_sub(self.clock.get());
-        if behind > 0 {
-            self.clock.set(now);
-            self.runtime.block_on(tokio::time::advance(Duration::from_nanos(behind)));
-        }
+        sync_clock(&self.runtime, &self.clock);
     }
+}
+
+/// Moves tokio's paused clock (which stands at `clock`) to kdst's virtual time.
+fn sync_clock(runtime: &tokio::runtime::Runtime, clock: &Cell<u64>) {
+    let now = sim_core::now().as_nanos();
+    let behind = now.saturating_sub(clock.get());
+    if behind > 0 {
+        clock.set(now);
+        runtime.block_on(tokio::time::advance(Duration::from_nanos(behind)));
+    }
+}
+
+/// The idle hook ([`sim_core::on_idle`]): nothing in kdst is runnable and its next event is at
+/// `limit`. Lets tokio's paused clock advance on its own (it jumps to its next timer) until a
+/// kdst task of the cluster is woken or `limit` is reached; returns when a task was woken.
+fn probe(
+    runtime: &tokio::runtime::Runtime,
+    clock: &Cell<u64>,
+    signal: &Arc<Signal>,
+    limit: Option<sim_core::SimTime>,
+) -> Option<sim_core::SimTime> {
+    /// How far tokio may run ahead when kdst has no timer at all (the run is about to end as a
+    /// deadlock unless a tokio timer wakes something).
+    const NO_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+    sync_clock(runtime, clock);
+    let now = sim_core::now();
+    let span = limit.map_or(NO_LIMIT, |limit| limit.saturating_duration_since(now));
+    if span.is_zero() {
+        return None;
+    }
+    signal.woke.store(false, Ordering::Relaxed);
+    let (woke, elapsed) = runtime.block_on(async {
+        let start = tokio::time::Instant::now();
+        let woken = futures::future::poll_fn(|cx| {
+            *signal.waiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                Some(cx.waker().clone());
+            if signal.woke.swap(false, Ordering::Relaxed) { Poll::Ready(()) } else { Poll::Pending }
+        });
+        let limit = tokio::time::sleep(span);
+        let woke = matches!(
+            futures::future::select(pin!(woken), pin!(limit)).await,
+            futures::future::Either::Left(_)
+        );
+        (woke, start.elapsed())
+    });
+    let at = now + elapsed;
+    clock.set(at.as_nanos());
+    woke.then_some(at)
 }
 
 /// A future whose polls are each followed by one turn of the cluster's tokio runtime.
 pub struct Pumped<F> {
     future: Pin<Box<F>>,
     cluster: Cluster,
+    /// The task's waker, wrapped to raise the cluster's signal too (kept while the task's own
+    /// waker stays the same).
+    waker: Option<(Waker, Waker)>,
 }
 
 /// Puts back the cluster that was current before a poll (also when the poll unwinds).
@@ -197,7 +309,16 @@ impl<F: Future> Future for Pumped<F> {
             // Polled inside the runtime's context, so that tokio timers have a timer wheel to
             // register with.
             let _context = cluster.runtime.enter();
-            self.future.as_mut().poll(cx)
+            let this = &mut *self;
+            let fresh = this.waker.as_ref().is_some_and(|(inner, _)| inner.will_wake(cx.waker()));
+            if !fresh {
+                let signal = cluster.signal.clone();
+                let wrapped =
+                    Waker::from(Arc::new(SignalWaker { inner: cx.waker().clone(), signal }));
+                this.waker = Some((cx.waker().clone(), wrapped));
+            }
+            let waker = &this.waker.as_ref().expect("just set").1;
+            this.future.as_mut().poll(&mut Context::from_waker(waker))
         };
         if poll.is_pending() {
             // Let the clients' buffer workers take what this poll handed them.

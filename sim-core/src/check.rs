@@ -225,8 +225,9 @@ impl Check {
                 panic!(
                     "nondeterminism detected at step {step}: seed {seed} of {} ran differently \
                      twice (a HashMap iteration, the wall clock, OS randomness or a thread in the \
-                     code under test?)",
-                    self.name
+                     code under test?): {}",
+                    self.name,
+                    describe_difference(first.trace(), second.trace(), step)
                 );
             }
         }
@@ -395,6 +396,44 @@ fn first_difference(a: &Trace, b: &Trace) -> Option<u64> {
         None if a.events().len() != b.events().len() => Some(a.len() as u64),
         None => None,
     }
+}
+
+/// Where the traces of two runs of one seed first differ, for a person, or `None` if they are
+/// the same: `at step N: first run: step N in <task>: <line>; second run: …`, each run's first
+/// trace line from that step on that the other does not have at the same place (for kube code
+/// typically the request one run sent and the other did not). [`Check`] prints it when its
+/// determinism sample finds a difference.
+pub fn trace_difference(a: &Trace, b: &Trace) -> Option<String> {
+    let step = first_difference(a, b)?;
+    Some(format!("at step {step}: {}", describe_difference(a, b, step)))
+}
+
+/// [`trace_difference`]'s description of the difference found at `step`.
+fn describe_difference(a: &Trace, b: &Trace, step: u64) -> String {
+    let line = |trace: &Trace, event: Option<&crate::trace::Event>| match event {
+        Some(event) => format!(
+            "step {} in {}: {}",
+            event.step,
+            trace.task_name(event.task),
+            trace.event_text(event)
+        ),
+        None => "no more events".to_string(),
+    };
+    let from_a = a.events().iter().skip_while(|e| e.step < step);
+    let from_b = b.events().iter().skip_while(|e| e.step < step);
+    let same = |x: &crate::trace::Event, y: &crate::trace::Event| {
+        x.step == y.step && x.task == y.task && a.event_text(x) == b.event_text(y)
+    };
+    let mut pairs = from_a.map(Some).chain(std::iter::repeat(None)).zip(
+        from_b.map(Some).chain(std::iter::repeat(None)),
+    );
+    let (x, y) = pairs
+        .find(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => !same(x, y),
+            _ => true,
+        })
+        .unwrap_or((None, None));
+    format!("first run: {}; second run: {}", line(a, x), line(b, y))
 }
 
 /// Writes `text` to `<target>/kdst/<name>.schedule`, where `<target>` is `$CARGO_TARGET_DIR`,

@@ -150,6 +150,8 @@ pub(crate) struct State {
     /// Per perturbation class seen in this run: its name, its span and the points since it
     /// last fired ([`crate::perturb`]).
     pub classes: Vec<(&'static str, u64, u64)>,
+    /// Clocks outside kdst's, asked when nothing is runnable ([`crate::time::on_idle`]).
+    pub idle_hooks: Vec<crate::time::IdleHook>,
 }
 
 impl State {
@@ -171,6 +173,7 @@ impl State {
             aborts: Vec::new(),
             perturbations: 0,
             classes: Vec::new(),
+            idle_hooks: Vec::new(),
         }
     }
 

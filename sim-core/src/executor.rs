@@ -219,6 +219,7 @@ impl Simulation {
         state.aborts.clear();
         state.perturbations = 0;
         state.classes.clear();
+        state.idle_hooks.clear();
         self.trace.seed = seed;
         self.trace.steps.clear();
         self.trace.outcome = None;
@@ -459,10 +460,36 @@ impl Simulation {
     /// Nothing is runnable: jump the clock to the next timer or liveness deadline, or report a
     /// deadlock. Returns an outcome when the run ends.
     fn advance_idle(&mut self, ctx: &Context, time_max: u64) -> Option<Outcome> {
-        let (next_timer, next_deadline) = {
+        let (next_timer, next_deadline, hooks) = {
             let mut state = ctx.state.borrow_mut();
-            (state.timers.next_deadline(), state.oracles.next_deadline())
+            let hooks = (!state.idle_hooks.is_empty()).then(|| state.idle_hooks.clone());
+            (state.timers.next_deadline(), state.oracles.next_deadline(), hooks)
         };
+        if let Some(hooks) = hooks {
+            // Another clock (a tokio runtime's timers) may have something due before kdst's
+            // next event: each hook may advance to it and wake what it wakes.
+            let mut limit = next_timer.map(|timer| next_deadline.map_or(timer, |d| d.min(timer)));
+            limit = limit.map(|limit| limit.min(time_max.saturating_add(1)));
+            let mut woke = None;
+            for hook in hooks {
+                if let Some(at) = hook(limit.map(crate::time::SimTime::from_nanos)) {
+                    let at = at.as_nanos().max(ctx.now.get());
+                    limit = Some(limit.map_or(at, |limit| limit.min(at)));
+                    woke = Some(at);
+                }
+            }
+            if let Some(at) = woke
+                && !ctx.runq.borrow().runnable.is_empty()
+            {
+                if at > time_max {
+                    ctx.now.set(time_max.max(ctx.now.get()));
+                    return Some(self.time_limit(ctx));
+                }
+                ctx.now.set(at);
+                self.schedule_next_event(ctx, time_max);
+                return None;
+            }
+        }
         let Some(next_timer) = next_timer else {
             return Some(self.deadlock(ctx));
         };
@@ -510,9 +537,11 @@ impl Simulation {
         state.timers.clear();
         state.oracles.clear();
         state.aborts.clear();
+        let hooks = std::mem::take(&mut state.idle_hooks);
         let processes = std::mem::take(&mut state.processes);
         drop(state);
         drop(processes);
+        drop(hooks);
         ctx.runq.borrow_mut().clear();
         ctx.waker_data.set(std::ptr::null());
         ctx.tracking.set(false);

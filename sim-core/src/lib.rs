@@ -93,7 +93,7 @@ mod task;
 mod time;
 mod trace;
 
-pub use check::{Check, CheckReport};
+pub use check::{Check, CheckReport, trace_difference};
 pub use config::Config;
 pub use executor::{Simulation, in_simulation};
 pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress, Systematic, Verdict};
@@ -117,7 +117,7 @@ pub use task::{
     Aborted, Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn,
     spawn_daemon, stop, task_name, yield_now,
 };
-pub use time::{
+pub use time::{on_idle, IdleHook, 
     Elapsed, Interval, SimTime, Sleep, Timeout, interval, now, sleep, sleep_until, timeout,
 };
 pub use trace::{Event, EventKind, StepRecord, Trace, event};

@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Add, Sub};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
@@ -167,6 +168,24 @@ impl Timers {
 pub fn now() -> SimTime {
     Resource::CLOCK.read();
     context::with("now", |ctx| SimTime(ctx.now.get()))
+}
+
+/// A clock outside kdst's, asked when nothing is runnable ([`on_idle`]).
+pub type IdleHook = Rc<dyn Fn(Option<SimTime>) -> Option<SimTime>>;
+
+/// Registers, for the rest of this run, a clock outside kdst's: another runtime's timers, such
+/// as a paused tokio runtime's that code under test sleeps on. When no task is runnable, before
+/// the executor jumps to its next timer at `limit` (`None`: it has none, and the run is about to
+/// end as a deadlock), it calls `hook(limit)`. The hook may run its clock forward, up to
+/// `limit`; if a timer of its own fires first and wakes kdst tasks, it returns when
+/// (`Some(t)`, with `now() <= t <= limit`), and the run's clock jumps to `t` instead, where the
+/// woken tasks run. It returns `None` when nothing of its own fired by `limit`. A hook must be
+/// deterministic (a paused runtime's clock is) and must not poll kdst tasks.
+///
+/// # Panics
+/// Outside a simulation.
+pub fn on_idle(hook: impl Fn(Option<SimTime>) -> Option<SimTime> + 'static) {
+    context::with_state("on_idle", |state| state.idle_hooks.push(Rc::new(hook)));
 }
 
 /// Waits until `duration` of virtual time has passed.

@@ -3,25 +3,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver_fake::ServerConfig;
 use apiserver_fake::endstate::Oracles;
+use apiserver_fake::{GcConfig, InformerConfig, Latency, ServerConfig};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kdst_kube::{Cluster, Controller};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::watcher;
-use scenarios::{Meta, Params, Registry, Scenario, Variant};
+use scenarios::{Key, Meta, Params, Registry, Scenario, Variant};
 use sim_core::{FailureKind, Process};
 
 #[path = "app.rs"]
 pub mod app;
+#[path = "certs.rs"]
+pub mod certs;
 
 use app::{App, AppSpec};
+use certs::{Certificate, CertificateRequest, CertificateSpec};
 
 /// Adds this file's scenarios to `registry`.
 pub fn register(registry: Registry) -> Registry {
-    registry.with(AppStaleDelete)
+    registry.with(AppStaleDelete).with(CertForeground)
 }
 
 const APP: (&str, &str) = ("example.kdst.dev/v1", "App");
@@ -95,6 +99,150 @@ impl Scenario for AppStaleDelete {
             wait_until("web is gone", || user.peek::<App>("default", "web").is_none()).await;
             apps.create(&PostParams::default(), &web).await.expect("recreate web");
             oracles.settle(user.server()).await;
+        });
+    }
+}
+
+const CERT: (&str, &str) = ("cert-manager.io/v1", "Certificate");
+const REQUEST: (&str, &str) = ("cert-manager.io/v1", "CertificateRequest");
+const SECRET: (&str, &str) = ("v1", "Secret");
+const NS: &str = "sandbox";
+
+/// The issuer's clean-up time before it removes its finalizer.
+const CLEANUP_DELAY: Key<Duration> = Key::millis(
+    "cleanup-delay-ms",
+    "the external issuer's clean-up time before it removes its finalizer",
+    2_000,
+)
+.range(0, 60_000)
+.swarm(&[500, 2_000, 10_000]);
+
+/// How far the garbage collector's view lags: a collector monitoring every kind of a busy
+/// cluster hears of a change later than a controller watching two kinds.
+const GC_LAG: Key<Duration> =
+    Key::millis("gc-lag-ms", "the garbage collector's informer delivery delay (up to)", 50)
+        .range(0, 10_000)
+        .swarm(&[0, 50, 200]);
+
+/// Liveness bound: virtual seconds within which deletion must complete.
+const DELETION_BOUND: Key<Duration> = Key::seconds(
+    "deletion-bound-s",
+    "liveness bound: virtual seconds within which deletion must complete",
+    120,
+)
+.range(10, 3_600);
+
+const CERT_BUGGY: Variant = Variant::fails(
+    "buggy",
+    "cert-manager v1.16: the key and request managers never check the deletionTimestamp",
+    FailureKind::Liveness,
+    "not deleted within",
+);
+const CERT_FIXED: Variant = Variant::holds(
+    "fixed",
+    "v1.17 and v1.18 (PRs #7361, #7454): a Certificate being deleted is skipped",
+);
+
+const CERT_META: Meta = Meta {
+    name: "kube-cert-foreground",
+    summary: "cert-manager's foreground-deletion livelock as kube-rs controllers: the request \
+              manager recreates what the garbage collector deletes",
+    upstream: &[
+        "https://github.com/cert-manager/cert-manager/issues/7358",
+        "https://github.com/cert-manager/cert-manager/pull/7361",
+        "https://github.com/cert-manager/cert-manager/pull/7454",
+    ],
+    variants: &[CERT_BUGGY, CERT_FIXED],
+    params: &[CLEANUP_DELAY.param, GC_LAG.param, DELETION_BOUND.param],
+};
+
+/// `certs.rs` as a scenario: a liveness oracle.
+pub struct CertForeground;
+
+impl Scenario for CertForeground {
+    fn meta(&self) -> &'static Meta {
+        &CERT_META
+    }
+
+    fn setup(&self, variant: &Variant, params: &Params) {
+        let lag = Latency::range(Duration::ZERO, params.get(GC_LAG));
+        let gc =
+            GcConfig::default().with_informer(InformerConfig::default().with_delivery_delay(lag));
+        let cluster = Cluster::builder()
+            .system_controllers()
+            .gc_config(gc)
+            .gc_kinds(&[CERT, REQUEST, SECRET])
+            .crd::<Certificate>()
+            .crd::<CertificateRequest>()
+            .build();
+        let mut sandbox = Namespace::default();
+        sandbox.metadata.name = Some(NS.to_string());
+        cluster.seed(&sandbox).expect("the namespace");
+        let fixed = variant.is(&CERT_FIXED);
+        let manager = cluster.clone();
+        Process::start("cert-manager", move || {
+            let client = manager.client("cert-manager");
+            manager.spawn_daemon("cert-manager", async move {
+                let context = Arc::new(certs::RequestManager { client: client.clone(), fixed });
+                Controller::new(
+                    Api::<Certificate>::all(client.clone()),
+                    watcher::Config::default(),
+                )
+                .owns(Api::<CertificateRequest>::all(client.clone()), watcher::Config::default())
+                .owns(Api::<Secret>::all(client), watcher::Config::default())
+                .run(certs::request_manager, certs::retry, context)
+                .for_each(|_| std::future::ready(()))
+                .await;
+            });
+        });
+        let (issuer, cleanup_delay) = (cluster.clone(), params.get(CLEANUP_DELAY));
+        Process::start("issuer", move || {
+            let client = issuer.client("issuer");
+            issuer.spawn_daemon("issuer", async move {
+                let context = Arc::new(certs::Issuer { client: client.clone(), cleanup_delay });
+                Controller::new(Api::<CertificateRequest>::all(client), watcher::Config::default())
+                    .run(certs::issuer, certs::retry, context)
+                    .for_each(|_| std::future::ready(()))
+                    .await;
+            });
+        });
+        let (user, bound) = (cluster.clone(), params.get(DELETION_BOUND));
+        cluster.spawn("user", async move {
+            let certificates: Api<Certificate> = Api::namespaced(user.client("user"), NS);
+            let spec = CertificateSpec { secret_name: "web-tls".to_string() };
+            let web = Certificate::new("web-tls", spec);
+            certificates.create(&PostParams::default(), &web).await.expect("create web-tls");
+            let held = || {
+                user.peek_all::<CertificateRequest>().iter().any(|r| {
+                    r.metadata.finalizers.iter().flatten().any(|f| f == certs::ISSUER_FINALIZER)
+                })
+            };
+            wait_until("a request held by the issuer", held).await;
+            // The certificate is in use for a while before it is deleted.
+            sim_core::sleep(Duration::from_secs(5)).await;
+            certificates
+                .delete("web-tls", &DeleteParams::foreground())
+                .await
+                .expect("delete web-tls");
+            let watched = user.clone();
+            sim_core::eventually("the certificate is deleted", bound, move || {
+                let Some(certificate) = watched.peek::<Certificate>(NS, "web-tls") else {
+                    return Ok(());
+                };
+                let finalizers = certificate.metadata.finalizers.unwrap_or_default().join(", ");
+                let requests: Vec<String> = watched
+                    .peek_all::<CertificateRequest>()
+                    .into_iter()
+                    .filter_map(|r| r.metadata.name)
+                    .collect();
+                Err(format!(
+                    "Certificate {NS}/web-tls not deleted within {}s of its foreground deletion \
+                     (finalizers: [{finalizers}]; requests now: [{}])",
+                    bound.as_secs(),
+                    requests.join(", ")
+                ))
+            });
+            sim_core::sleep(bound + Duration::from_secs(5)).await;
         });
     }
 }
