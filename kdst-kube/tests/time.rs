@@ -58,7 +58,8 @@ fn tokio_and_kdst_timers_fire_in_virtual_time_order() {
         noted.borrow_mut().push(kdst_now());
         tokio::time::sleep(Duration::from_secs(9)).await;
         noted.borrow_mut().push(kdst_now());
-        noted.borrow_mut().push(kdst.await);
+        let ten = kdst.await;
+        noted.borrow_mut().push(ten);
     });
     assert_eq!(outcome, Outcome::Completed);
     let (three, twelve, ten) = (noted[0], noted[1], noted[2]);

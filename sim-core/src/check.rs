@@ -381,20 +381,26 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((index, count))
 }
 
-/// The first step (or event) at which two traces of the same seed differ.
+/// The first step (or event) at which two traces of the same seed differ: the earlier of the
+/// first step that ran another task and the step of the first event whose text differs (runs
+/// whose tasks ran in the same order can still have done different things, e.g. a coarse task
+/// driving code whose order kdst does not choose).
 fn first_difference(a: &Trace, b: &Trace) -> Option<u64> {
-    if let Some(step) = a.steps().zip(b.steps()).position(|(x, y)| x != y) {
-        return Some(step as u64);
-    }
-    if a.len() != b.len() {
-        return Some(a.len().min(b.len()) as u64);
-    }
-    let events =
-        a.events().iter().zip(b.events()).position(|(x, y)| a.event_text(x) != b.event_text(y));
-    match events {
-        Some(index) => Some(a.events()[index].step),
-        None if a.events().len() != b.events().len() => Some(a.len() as u64),
+    let steps = match a.steps().zip(b.steps()).position(|(x, y)| x != y) {
+        Some(step) => Some(step as u64),
+        None if a.len() != b.len() => Some(a.len().min(b.len()) as u64),
         None => None,
+    };
+    let (ea, eb) = (a.events(), b.events());
+    let events = match ea.iter().zip(eb).find(|(x, y)| a.event_text(x) != b.event_text(y)) {
+        Some((x, y)) => Some(x.step.min(y.step)),
+        None if ea.len() > eb.len() => Some(ea[eb.len()].step),
+        None if eb.len() > ea.len() => Some(eb[ea.len()].step),
+        None => None,
+    };
+    match (steps, events) {
+        (Some(s), Some(e)) => Some(s.min(e)),
+        (s, e) => s.or(e),
     }
 }
 
@@ -424,9 +430,10 @@ fn describe_difference(a: &Trace, b: &Trace, step: u64) -> String {
     let same = |x: &crate::trace::Event, y: &crate::trace::Event| {
         x.step == y.step && x.task == y.task && a.event_text(x) == b.event_text(y)
     };
-    let mut pairs = from_a.map(Some).chain(std::iter::repeat(None)).zip(
-        from_b.map(Some).chain(std::iter::repeat(None)),
-    );
+    let mut pairs = from_a
+        .map(Some)
+        .chain(std::iter::repeat(None))
+        .zip(from_b.map(Some).chain(std::iter::repeat(None)));
     let (x, y) = pairs
         .find(|(x, y)| match (x, y) {
             (Some(x), Some(y)) => !same(x, y),

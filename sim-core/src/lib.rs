@@ -117,8 +117,9 @@ pub use task::{
     Aborted, Frame, JoinHandle, JoinSet, TaskId, YieldNow, current, enter, frames, spawn,
     spawn_daemon, stop, task_name, yield_now,
 };
-pub use time::{on_idle, IdleHook, 
-    Elapsed, Interval, SimTime, Sleep, Timeout, interval, now, sleep, sleep_until, timeout,
+pub use time::{
+    Elapsed, IdleHook, Interval, SimTime, Sleep, Timeout, interval, now, on_idle, sleep,
+    sleep_until, timeout,
 };
 pub use trace::{Event, EventKind, StepRecord, Trace, event};
 
