@@ -586,9 +586,21 @@ impl Summary for Response {
     fn summary(&self) -> String {
         match &self.body {
             Body::Watch(_) => format!("{} watching", self.status),
-            Body::Full(bytes) => format!("{} ({} bytes)", self.status, bytes.len()),
+            Body::Full(bytes) => match first_resource_version(bytes) {
+                Some(rv) => format!("{} rv {rv} ({} bytes)", self.status, bytes.len()),
+                None => format!("{} ({} bytes)", self.status, bytes.len()),
+            },
         }
     }
+}
+
+/// The first `"resourceVersion":"…"` of a JSON body: an object's (its metadata comes first) or
+/// a list's.
+fn first_resource_version(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"resourceVersion\":\"";
+    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let length = body[start..].iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&body[start..start + length]).ok()
 }
 
 impl Summary for Watch {

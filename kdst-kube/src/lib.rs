@@ -74,6 +74,7 @@ use apiserver_fake::{ApiServer, ClientConfig};
 
 pub use bridge::{Body, Bridge};
 pub use controller::{Config, Controller};
+pub use harness::Builder;
 
 /// A fake cluster that kube-rs clients talk to. Cloning gives another handle to the same
 /// cluster.

@@ -224,11 +224,17 @@ impl Scenario for CertForeground {
                 .delete("web-tls", &DeleteParams::foreground())
                 .await
                 .expect("delete web-tls");
-            let watched = user.clone();
+            let (watched, deadline) = (user.clone(), sim_core::now() + bound);
             sim_core::eventually("the certificate is deleted", bound, move || {
-                let Some(certificate) = watched.peek::<Certificate>(NS, "web-tls") else {
+                let server = watched.server();
+                if !server.exists(CERT.0, CERT.1, NS, "web-tls") {
                     return Ok(());
-                };
+                }
+                if sim_core::now() < deadline {
+                    // Checked after every step: the report is built only when it is due.
+                    return Err(String::new());
+                }
+                let certificate = watched.peek::<Certificate>(NS, "web-tls").expect("present");
                 let finalizers = certificate.metadata.finalizers.unwrap_or_default().join(", ");
                 let requests: Vec<String> = watched
                     .peek_all::<CertificateRequest>()
