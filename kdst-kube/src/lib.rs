@@ -254,13 +254,23 @@ fn probe(
     /// How far tokio may run ahead when kdst has no timer at all (the run is about to end as a
     /// deadlock unless a tokio timer wakes something).
     const NO_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+    // A timer the sync below fires wakes its task before the probe waits: that counts.
+    signal.woke.store(false, Ordering::Relaxed);
     sync_clock(runtime, clock);
     let now = sim_core::now();
+    if signal.woke.swap(false, Ordering::Relaxed) {
+        return Some(now);
+    }
+    // tokio's timer wheel rounds a deadline up to a millisecond tick, and its paused clock
+    // auto-advances by whole milliseconds from where it stands, so it may land up to two
+    // milliseconds past a deadline: stop that much short of kdst's next event so tokio never
+    // passes it (the next poll's sync moves it the rest of the way exactly). A tokio timer due
+    // in those last two milliseconds fires at kdst's event instead.
     let span = limit.map_or(NO_LIMIT, |limit| limit.saturating_duration_since(now));
+    let span = span.saturating_sub(Duration::from_millis(2));
     if span.is_zero() {
         return None;
     }
-    signal.woke.store(false, Ordering::Relaxed);
     let (woke, elapsed) = runtime.block_on(async {
         let start = tokio::time::Instant::now();
         let woken = futures::future::poll_fn(|cx| {

@@ -115,3 +115,35 @@ fn runs_with_tokio_timers_are_deterministic() {
     }
     assert!(trace(0).iter().any(|line| line.ends_with("t2 round 3")));
 }
+
+/// kdst timers alone do not push tokio's clock ahead of kdst's (tokio's wheel rounds deadlines
+/// up to a millisecond; the idle probe stops short of kdst's next event), and a tokio sleep
+/// among them lasts what it asks.
+#[test]
+fn tokio_time_does_not_drift_ahead_of_kdst_time() {
+    let (outcome, noted) = run(4, async |noted| {
+        let cluster = Cluster::current().expect("in a cluster task");
+        let ticker = cluster.spawn("ticker", async {
+            let base = tokio::time::Instant::now();
+            let mut worst = Duration::ZERO;
+            for _ in 0..50 {
+                sim_core::sleep(Duration::from_millis(100)).await;
+                let kdst = sim_core::now().elapsed_since_start();
+                worst = worst.max(base.elapsed().abs_diff(kdst));
+            }
+            worst
+        });
+        let start = kdst_now();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let waited = kdst_now() - start;
+        let worst = ticker.await;
+        noted.borrow_mut().extend([waited, worst]);
+    });
+    assert_eq!(outcome, Outcome::Completed);
+    let (waited, worst) = (noted[0], noted[1]);
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_millis(2_002),
+        "{waited:?}"
+    );
+    assert!(worst < Duration::from_micros(100), "tokio drifted {worst:?} from kdst");
+}

@@ -478,9 +478,10 @@ impl Simulation {
                     woke = Some(at);
                 }
             }
-            if let Some(at) = woke
-                && !ctx.runq.borrow().runnable.is_empty()
-            {
+            // A hook may have woken tasks (a timer of its own, or one its clock's catching up
+            // fired) whether or not it says so: then the run goes on from there.
+            if !ctx.runq.borrow().runnable.is_empty() {
+                let at = woke.unwrap_or(ctx.now.get());
                 if at > time_max {
                     ctx.now.set(time_max.max(ctx.now.get()));
                     return Some(self.time_limit(ctx));
