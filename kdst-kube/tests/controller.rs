@@ -356,3 +356,39 @@ fn yaml_manifests_seed_the_cluster_and_a_bad_document_is_named() {
     });
     assert_eq!(outcome, Outcome::Completed);
 }
+
+/// A kube-rs controller in a `sim_core::Process`: a crash drops its reconciles, informers and
+/// client; the restart runs the boot closure again, and the new incarnation relists and
+/// reconciles every object again.
+#[test]
+fn a_crashed_controller_process_restarts_from_its_boot_and_reconciles_again() {
+    let ctx = Arc::new(ctx(Duration::from_millis(10), Action::await_change()));
+    let out = ctx.clone();
+    let outcome = Simulation::default().run(9, move || {
+        let cluster = Cluster::new();
+        for name in ["a", "b"] {
+            cluster.seed(&config_map(name, &[])).expect("seeded");
+        }
+        let operator = cluster.clone();
+        let process = sim_core::Process::start("operator", move || {
+            let (client, ctx) = (operator.client("operator"), ctx.clone());
+            operator.spawn_daemon("operator", async move {
+                let results = plain(client).run(reconcile, error_policy, ctx);
+                results.for_each(|_| std::future::ready(())).await;
+            });
+        });
+        cluster.spawn("chaos", async move {
+            sim_core::sleep(Duration::from_secs(5)).await;
+            process.restart_after(Duration::from_secs(1));
+            sim_core::sleep(Duration::from_secs(5)).await;
+            assert_eq!(process.incarnation(), 1);
+        });
+    });
+    assert_eq!(outcome, Outcome::Completed);
+    let log = out.log.lock().unwrap();
+    for name in ["a", "b"] {
+        let starts = &log.starts[name];
+        assert_eq!(starts.len(), 2, "{name}: once per incarnation: {starts:?}");
+        assert!(starts[1] >= Duration::from_secs(6), "{name}: after the restart: {starts:?}");
+    }
+}

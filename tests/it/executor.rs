@@ -266,3 +266,61 @@ fn a_task_woken_during_its_last_poll_or_drop_is_not_polled_again() {
         assert_eq!(outcome, Outcome::Completed, "seed {seed}");
     }
 }
+
+/// An outside clock's one timer, for the `on_idle` tests: when it is due and what to wake.
+type OutsideTimer = Rc<RefCell<Option<(sim_core::SimTime, std::task::Waker)>>>;
+
+/// Waits on `timer` until the hook fires it.
+fn outside_sleep(
+    timer: OutsideTimer,
+    until: sim_core::SimTime,
+) -> impl std::future::Future<Output = ()> {
+    std::future::poll_fn(move |cx| {
+        if sim_core::now() >= until {
+            return std::task::Poll::Ready(());
+        }
+        *timer.borrow_mut() = Some((until, cx.waker().clone()));
+        std::task::Poll::Pending
+    })
+}
+
+/// `sim_core::on_idle`: when nothing is runnable the executor asks the outside clock before it
+/// jumps to its own next timer (here at 10 s) or reports a deadlock, and goes on where the hook's
+/// timer woke a task (5 s, then 12 s with no kdst timer left); a hook that wakes nothing changes
+/// nothing.
+#[test]
+fn an_idle_hook_answers_for_a_clock_outside_kdst() {
+    let times = Rc::new(RefCell::new(Vec::new()));
+    let out = times.clone();
+    let outcome = Simulation::default().run(1, move || {
+        let timer: OutsideTimer = Rc::default();
+        let hook = timer.clone();
+        sim_core::on_idle(move |limit| {
+            let due = hook.borrow().as_ref().map(|(at, _)| *at)?;
+            if limit.is_some_and(|limit| due > limit) {
+                return None;
+            }
+            let (at, waker) = hook.borrow_mut().take()?;
+            waker.wake();
+            Some(at)
+        });
+        sim_core::on_idle(|_| None);
+        let kdst = out.clone();
+        spawn("kdst", async move {
+            sleep(Duration::from_secs(10)).await;
+            kdst.borrow_mut().push(("kdst", sim_core::now()));
+        });
+        let outside = out.clone();
+        spawn("outside", async move {
+            let at = |s| sim_core::SimTime::ZERO + Duration::from_secs(s);
+            outside_sleep(timer.clone(), at(5)).await;
+            outside.borrow_mut().push(("outside", sim_core::now()));
+            outside_sleep(timer, at(12)).await;
+            outside.borrow_mut().push(("outside", sim_core::now()));
+        });
+    });
+    assert_eq!(outcome, Outcome::Completed);
+    let seconds: Vec<(&str, u64)> =
+        times.borrow().iter().map(|(who, t)| (*who, t.elapsed_since_start().as_secs())).collect();
+    assert_eq!(seconds, [("outside", 5), ("kdst", 10), ("outside", 12)]);
+}
