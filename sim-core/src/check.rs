@@ -25,7 +25,8 @@
 //! - `SIM_STRATEGY=random|pct|pct:D|portfolio|dfs:B|dfs-full:B|dfs-delays:B` — the strategy
 //!   (default `random`; `pct` is depth 3, its step estimate drawn from the seed; `dfs…` runs
 //!   every schedule of seed 0 within the bound: see [`crate::strategy::StrategySpec`]);
-//! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs);
+//! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs); nextest's
+//!   1-based `count:M/N` is accepted too and means shard `M-1/N`;
 //! - `SIM_SCHEDULE=FILE` — replay the schedule file a failing check saved (any strategy).
 //!
 //! Every seed-driven check also runs a sample of its seeds twice and compares the traces step by
@@ -372,6 +373,9 @@ impl Check {
 
 /// Parses `i/n` with `i < n`.
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    if let Some(partition) = parse_partition(text) {
+        return partition;
+    }
     let (index, count) = text.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
     let index: u64 = index.trim().parse().map_err(|_| format!("{index:?} is not a number"))?;
     let count: u64 = count.trim().parse().map_err(|_| format!("{count:?} is not a number"))?;
@@ -379,6 +383,21 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
         return Err(format!("shard {index} of {count} does not exist (need 0 ≤ i < n)"));
     }
     Ok((index, count))
+}
+
+/// nextest's partition form, `count:M/N` (1-based: `count:1/4` … `count:4/4`), as a shard
+/// `(M - 1, N)` of kdst's 0-based `i/n` form; `None` if `text` is not in that form. Seed `s`
+/// belongs to partition `count:M/N` when `s % N == M - 1`, so `count:M/N` is shard `M-1/N`.
+pub fn parse_partition(text: &str) -> Option<Result<(u64, u64), String>> {
+    let rest = text.trim().strip_prefix("count:")?;
+    let parsed = rest
+        .split_once('/')
+        .and_then(|(m, n)| Some((m.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    Some(match parsed {
+        Some((m, n)) if m >= 1 && m <= n => Ok((m - 1, n)),
+        Some((m, n)) => Err(format!("partition count:{m}/{n} does not exist (need 1 ≤ M ≤ N)")),
+        None => Err(format!("malformed partition {text:?}: expected count:M/N, e.g. count:1/4")),
+    })
 }
 
 /// The first step (or event) at which two traces of the same seed differ: the earlier of the

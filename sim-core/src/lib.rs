@@ -93,7 +93,7 @@ mod task;
 mod time;
 mod trace;
 
-pub use check::{Check, CheckReport, trace_difference};
+pub use check::{Check, CheckReport, parse_partition, trace_difference};
 pub use config::Config;
 pub use executor::{Simulation, in_simulation};
 pub use explore::{Ended, ExploreSummary, Explorer, FoundFailure, Progress, Systematic, Verdict};

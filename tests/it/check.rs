@@ -94,6 +94,24 @@ fn shards_split_the_seeds() {
     assert_eq!(total, 100);
 }
 
+/// nextest's 1-based `count:M/N` names the same shards as `M-1/N`.
+#[test]
+fn nextest_partitions_are_the_same_shards_one_based() {
+    let seeds = |shard: &str| {
+        let vars = [("SIM_SEEDS", "100"), ("SIM_SHARD", shard)];
+        Check::new("calm").with_env(&vars).run(calm_writer).seeds
+    };
+    for m in 1..=3u64 {
+        assert_eq!(seeds(&format!("count:{m}/3")), seeds(&format!("{}/3", m - 1)));
+    }
+    assert_eq!((1..=3).map(|m| seeds(&format!("count:{m}/3"))).sum::<u64>(), 100);
+    assert_eq!(sim_core::parse_partition("count:2/4"), Some(Ok((1, 4))));
+    assert_eq!(sim_core::parse_partition("1/4"), None);
+    for bad in ["count:0/4", "count:5/4", "count:x/4"] {
+        assert!(matches!(sim_core::parse_partition(bad), Some(Err(_))), "{bad}");
+    }
+}
+
 /// `SIM_STRATEGY=pct:2` runs PCT; the failure names the strategy.
 #[test]
 fn sim_strategy_selects_pct() {
@@ -121,6 +139,7 @@ fn malformed_settings_name_the_variable() {
         (&[("SIM_SEED", "x")][..], "kdst: SIM_SEED=\"x\" is not a seed"),
         (&[("SIM_SEEDS", "-1")][..], "kdst: SIM_SEEDS=\"-1\" is not a number of seeds"),
         (&[("SIM_SHARD", "3/3")][..], "kdst: SIM_SHARD=\"3/3\": shard 3 of 3 does not exist"),
+        (&[("SIM_SHARD", "count:0/3")][..], "kdst: SIM_SHARD=\"count:0/3\": partition count:0/3"),
         (&[("SIM_STRATEGY", "bogus")][..], "kdst: SIM_STRATEGY=\"bogus\": unknown strategy"),
         (&[("SIM_STRATEGY", "pct:0")][..], "kdst: SIM_STRATEGY=\"pct:0\": the PCT depth"),
     ] {

@@ -118,7 +118,8 @@ pub(crate) struct ExploreArgs {
     /// Worker threads (default: every core)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub(crate) jobs: Option<u64>,
-    /// Search only this shard of the seeds, i/n: seeds with seed % n == i
+    /// Search only this shard of the seeds, i/n: seeds with seed % n == i (nextest's 1-based
+    /// count:M/N is shard M-1/N)
     #[arg(long, value_parser = parse_shard)]
     pub(crate) shard: Option<(u64, u64)>,
     /// Collect every distinct failure instead of stopping at the first
@@ -245,6 +246,9 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String
 }
 
 pub(crate) fn parse_shard(text: &str) -> std::result::Result<(u64, u64), String> {
+    if let Some(partition) = sim_core::parse_partition(text) {
+        return partition;
+    }
     let (index, count) = text
         .split_once('/')
         .ok_or_else(|| format!("malformed shard {text:?}: expected i/n, e.g. 0/4"))?;
