@@ -8,8 +8,9 @@
 //! +use kdst_kube::Controller;
 //! ```
 //!
-//! `new`, `owns`, `watches`, `with_config`, `store`, `shutdown_on_signal`-free `run` take the
-//! same arguments: the user's `Api<K>`s and `watcher::Config`s, a reconcile function
+//! `new`, `owns`, `watches`, `with_config`, `store`, `reconcile_all_on`, `reconcile_on`,
+//! `graceful_shutdown_on`, `shutdown_on_signal`, `trigger_backoff` and `run` take the same
+//! arguments: the user's `Api<K>`s and `watcher::Config`s, a reconcile function
 //! `FnMut(Arc<K>, Arc<Ctx>) -> impl TryFuture<Ok = Action>`, an error policy
 //! `Fn(Arc<K>, &E, Arc<Ctx>) -> Action` and the context; `run` returns a stream of
 //! `Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>` as kube's does.
@@ -61,13 +62,15 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver_fake::{FieldSelector, Filter, Informer, InformerConfig, Notification, Selector};
 use futures::channel::mpsc;
-use futures::{Stream, TryFuture, TryFutureExt};
+use futures::{Stream, StreamExt, TryFuture, TryFutureExt};
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Error};
@@ -168,6 +171,11 @@ where
     main: Source,
     /// Owned and watched kinds: each starts its informer and its trigger when `run` starts.
     triggers: Vec<Trigger>,
+    /// Streams of requests of the user's (`reconcile_on`, `reconcile_all_on`): each becomes a
+    /// task when `run` starts.
+    extra: Vec<Extra>,
+    /// Futures after which no new reconcile starts (`graceful_shutdown_on`).
+    shutdown: Vec<Pin<Box<dyn Future<Output = ()>>>>,
     config: Config,
     reader: Store<K>,
     writer: Rc<RefCell<reflector::store::Writer<K>>>,
@@ -175,6 +183,12 @@ where
 
 /// Starts an owned or watched kind's informer and trigger, for the controller named `&str`.
 type Trigger = Box<dyn FnOnce(&Rc<Shared>, &str)>;
+
+/// A user's stream of requests, started with the controller's state: the scheduler and the main
+/// cache.
+type Extra = Box<
+    dyn FnOnce(Rc<Shared>, apiserver_fake::Cache, Rc<Filter>) -> Pin<Box<dyn Future<Output = ()>>>,
+>;
 
 /// One reconcile's result, as kube-runtime's `Controller::run` yields it.
 pub type ReconcileResult<K, E> = Result<(ObjectRef<K>, Action), Error<E, watcher::Error>>;
@@ -319,6 +333,8 @@ where
             name,
             main,
             triggers: Vec::new(),
+            extra: Vec::new(),
+            shutdown: Vec::new(),
             config: Config::default(),
             reader,
             writer: Rc::new(RefCell::new(writer)),
@@ -400,6 +416,63 @@ where
         self
     }
 
+    /// Reconciles every object of the main kind in the cache each time `trigger` yields
+    /// (kube's `reconcile_all_on`).
+    #[must_use]
+    pub fn reconcile_all_on(mut self, trigger: impl Stream<Item = ()> + 'static) -> Self {
+        self.extra.push(Box::new(move |shared, cache, filter| {
+            Box::pin(async move {
+                let mut trigger = std::pin::pin!(trigger);
+                while trigger.next().await.is_some() {
+                    for object in cache.list(None).iter().filter(|o| filter.matches(o)) {
+                        let key = (object.metadata.namespace.clone(), object.metadata.name.clone());
+                        shared.schedule(key, sim_core::now());
+                    }
+                }
+            })
+        }));
+        self
+    }
+
+    /// Reconciles each object `trigger` names (kube's `reconcile_on`).
+    #[must_use]
+    pub fn reconcile_on(mut self, trigger: impl Stream<Item = ObjectRef<K>> + 'static) -> Self {
+        self.extra.push(Box::new(move |shared, _cache, _filter| {
+            Box::pin(async move {
+                let mut trigger = std::pin::pin!(trigger);
+                while let Some(target) = trigger.next().await {
+                    let key = (target.namespace.unwrap_or_default(), target.name);
+                    shared.schedule(key, sim_core::now());
+                }
+            })
+        }));
+        self
+    }
+
+    /// Once `trigger` completes, starts no new reconcile; the results stream ends when the
+    /// running ones have finished (kube's `graceful_shutdown_on`).
+    #[must_use]
+    pub fn graceful_shutdown_on(mut self, trigger: impl Future<Output = ()> + 'static) -> Self {
+        self.shutdown.push(Box::pin(trigger));
+        self
+    }
+
+    /// kube's `shutdown_on_signal`: a simulated process gets no signals, so this changes
+    /// nothing; it is here so that a controller that calls it builds unchanged. (A crash or a
+    /// restart of the process is `sim_core::Process`'s.)
+    #[must_use]
+    pub fn shutdown_on_signal(self) -> Self {
+        self
+    }
+
+    /// kube's `trigger_backoff` (the watchers' backoff after an error): kdst's informers retry
+    /// on their own schedule ([`InformerConfig::retry_backoff`]), so the backoff is not used; it
+    /// is accepted so that a controller that sets it builds unchanged.
+    #[must_use]
+    pub fn trigger_backoff(self, _backoff: impl kube::runtime::utils::Backoff + 'static) -> Self {
+        self
+    }
+
     /// Starts the controller: its informers, its scheduler (`<controller>/scheduler`) and, as
     /// requests come due, one kdst task per reconcile. The stream yields each reconcile's
     /// result; dropping it stops the controller (no new reconciles start).
@@ -450,6 +523,19 @@ where
         }
         for trigger in self.triggers {
             trigger(&shared, &self.name);
+        }
+        for (index, extra) in self.extra.into_iter().enumerate() {
+            let stream = extra(shared.clone(), main.cache(), filter.clone());
+            self.cluster.spawn_daemon(format!("{}/trigger-{index}", self.name), stream);
+        }
+        for (index, trigger) in self.shutdown.into_iter().enumerate() {
+            let shared = shared.clone();
+            self.cluster.spawn_daemon(format!("{}/shutdown-{index}", self.name), async move {
+                trigger.await;
+                sim_core::event("graceful shutdown: no new reconciles");
+                shared.stopped.set(true);
+                shared.wake.notify_one();
+            });
         }
         let reconcile = Reconcile {
             cluster: self.cluster.clone(),

@@ -392,3 +392,61 @@ fn a_crashed_controller_process_restarts_from_its_boot_and_reconciles_again() {
         assert!(starts[1] >= Duration::from_secs(6), "{name}: after the restart: {starts:?}");
     }
 }
+
+/// A watcher backoff that never retries (kdst's informers do not use it).
+struct NoBackoff;
+
+impl Iterator for NoBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        None
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoBackoff {
+    fn reset(&mut self) {}
+}
+
+/// kube's other builder methods: `reconcile_all_on` reconciles every object at each item,
+/// `reconcile_on` the objects named, `graceful_shutdown_on` starts nothing after its future and
+/// ends the stream; `shutdown_on_signal` and `trigger_backoff` build (no signals in a run).
+#[test]
+fn reconcile_on_reconcile_all_on_and_graceful_shutdown() {
+    let build: Build = Box::new(|client| {
+        let all = futures::stream::once(sim_core::sleep(Duration::from_secs(2)));
+        let one = futures::stream::once(async {
+            sim_core::sleep(Duration::from_secs(4)).await;
+            ObjectRef::new("b").within("default")
+        });
+        plain(client)
+            .reconcile_all_on(all)
+            .reconcile_on(one)
+            .shutdown_on_signal()
+            .trigger_backoff(NoBackoff)
+    });
+    let log = run(
+        10,
+        &["a", "b"],
+        ctx(Duration::from_millis(10), Action::await_change()),
+        build,
+        async |_| sim_core::sleep(Duration::from_secs(6)).await,
+    );
+    let seconds =
+        |name: &str| -> Vec<u64> { log.starts[name].iter().map(|t| t.as_secs()).collect() };
+    assert_eq!(seconds("a"), [0, 2], "{:?}", log.starts);
+    assert_eq!(seconds("b"), [0, 2, 4], "{:?}", log.starts);
+
+    let shutdown: Build = Box::new(|client| {
+        plain(client).graceful_shutdown_on(sim_core::sleep(Duration::from_millis(3_500)))
+    });
+    let log = run(
+        11,
+        &["a"],
+        ctx(Duration::from_millis(10), Action::requeue(Duration::from_secs(1))),
+        shutdown,
+        async |_| sim_core::sleep(Duration::from_secs(8)).await,
+    );
+    assert_eq!(log.starts["a"].len(), 4, "reconciles at 0, 1, 2 and 3 s only: {:?}", log.starts);
+    assert_eq!(log.results.len(), 4, "{:?}", log.results);
+}
