@@ -23,17 +23,29 @@
 //! - `SIM_SEED=N` — run only seed N (a replay);
 //! - `SIM_SEEDS=N` — how many seeds (default 100);
 //! - `SIM_STRATEGY=random|pct|pct:D|portfolio|dfs:B|dfs-full:B|dfs-delays:B` — the strategy
-//!   (default `random`; `pct` is depth 3, its step estimate drawn from the seed; `dfs…` runs
+//!   (default `random`, where the `kdst` CLI's is `portfolio`; `pct` is depth 3, its step estimate drawn from the seed; `dfs…` runs
 //!   every schedule of seed 0 within the bound: see [`crate::strategy::StrategySpec`]);
 //! - `SIM_SHARD=i/n` — run only the seeds `s` with `s % n == i` (CI matrix jobs); nextest's
 //!   1-based `count:M/N` is accepted too and means shard `M-1/N`;
 //! - `SIM_SCHEDULE=FILE` — replay the schedule file a failing check saved (any strategy).
 //!
+//! - `SIM_REGRESSIONS=off` — neither replay nor record the regression file (below).
+//!
+//! **The regression file** (proptest's `proptest-regressions/`, for kdst): under `cargo test`, a
+//! seed that fails a seed-driven check is appended to
+//! `$CARGO_MANIFEST_DIR/kdst-regressions/<name>.txt` as `seed N strategy S # <the failure>`, and
+//! every later run of the check runs the recorded cases first: commit the file, and a bug found
+//! once stays a test. A recorded case that fails again fails the check with a note naming the
+//! file; [`CheckReport::regressions`] counts the cases a passing run replayed. A test that
+//! expects its check to fail turns the file off ([`Check::regressions`]). A failure found by a
+//! systematic search is not recorded: its schedule is not a function of a seed.
+//!
 //! Every seed-driven check also runs a sample of its seeds twice and compares the traces step by
 //! step: a difference fails with `nondeterminism detected at step N`. A systematic search
 //! detects nondeterminism itself: a run that no longer fits the path that led to it stops it.
 //!
-//! This module is the only place in sim-core that reads the environment and writes files.
+//! This module is the only place in sim-core that reads the environment and reads or writes
+//! files (schedules, the regression file).
 
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
@@ -57,6 +69,8 @@ pub struct Check {
     vars: Option<Vec<(String, String)>>,
     /// What the report says about the seed's configuration (a scenario's drawn parameters).
     describe: Option<DescribeSeed>,
+    /// Whether failures are recorded in, and replayed first from, the regression file.
+    regressions: bool,
 }
 
 /// A function from a seed to a line of the failure report.
@@ -80,6 +94,8 @@ pub struct CheckReport {
     pub strategy: String,
     /// Seeds run twice for the determinism check.
     pub determinism_checked: u64,
+    /// Recorded cases of the regression file run before the seeds.
+    pub regressions: u64,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -105,6 +121,7 @@ impl Check {
             determinism_sample: 10,
             vars: None,
             describe: None,
+            regressions: true,
         }
     }
 
@@ -151,6 +168,14 @@ impl Check {
         self
     }
 
+    /// Whether a failing seed is recorded in this check's regression file and the recorded
+    /// cases are run first (default: yes, under `cargo test`; see the module docs). A test that
+    /// expects its check to fail turns it off.
+    pub fn regressions(mut self, on: bool) -> Self {
+        self.regressions = on;
+        self
+    }
+
     /// Reads `SIM_*` settings from `vars` instead of the process environment.
     pub fn with_env(mut self, vars: &[(&str, &str)]) -> Self {
         self.vars = Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
@@ -183,6 +208,25 @@ impl Check {
             return self.run_systematic(spec, &setup);
         }
         let strategy = spec.to_string();
+        let regressions = self.regression_file(&env);
+        let mut recorded = 0;
+        if let (Some(file), None) = (&regressions, env("SIM_SEED")) {
+            for (seed, case) in read_regressions(file) {
+                recorded += 1;
+                let config = case.config(self.config.clone());
+                let mut sim = Simulation::new(config.clone());
+                sim.set_strategy(case.build());
+                let outcome = sim.run(seed, &setup);
+                if outcome != Outcome::Completed {
+                    panic!(
+                        "{}\na case recorded in {} failed again: fix the bug, or delete its line \
+                         once it is fixed in another way",
+                        self.report(&sim, case, &config, &outcome, &setup),
+                        file.display()
+                    );
+                }
+            }
+        }
         let seeds: Vec<u64> = match env("SIM_SEED") {
             Some(text) => match text.parse() {
                 Ok(seed) => vec![seed],
@@ -210,7 +254,22 @@ impl Check {
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
-                panic!("{}", self.report(&sim, spec, &self.config, &outcome, &setup));
+                let mut report = self.report(&sim, spec, &self.config, &outcome, &setup);
+                if let Some(file) = regressions.as_ref().filter(|_| spec.replays_from_seed()) {
+                    match record_regression(file, seed, spec, &outcome) {
+                        Ok(()) => {
+                            let _ = writeln!(
+                                report,
+                                "recorded in {} (commit it: every run replays it first)",
+                                file.display()
+                            );
+                        }
+                        Err(error) => {
+                            let _ = writeln!(report, "not recorded in {}: {error}", file.display());
+                        }
+                    }
+                }
+                panic!("{report}");
             }
         }
         let sample: Vec<u64> =
@@ -237,6 +296,7 @@ impl Check {
             steps,
             strategy,
             determinism_checked: sample.len() as u64,
+            regressions: recorded,
         }
     }
 
@@ -271,6 +331,7 @@ impl Check {
             steps,
             strategy: spec.to_string(),
             determinism_checked: 0,
+            regressions: 0,
         }
     }
 
@@ -294,6 +355,7 @@ impl Check {
             steps: sim.trace().len() as u64,
             strategy: "replay".to_string(),
             determinism_checked: 0,
+            regressions: 0,
         }
     }
 
@@ -460,6 +522,89 @@ fn describe_difference(a: &Trace, b: &Trace, step: u64) -> String {
         })
         .unwrap_or((None, None));
     format!("first run: {}; second run: {}", line(a, x), line(b, y))
+}
+
+impl Check {
+    /// This check's regression file: `$CARGO_MANIFEST_DIR/kdst-regressions/<name>.txt`, unless
+    /// turned off (`Check::regressions(false)`, `SIM_REGRESSIONS=off`) or not under cargo.
+    fn regression_file(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+        if !self.regressions || env("SIM_REGRESSIONS").as_deref() == Some("off") {
+            return None;
+        }
+        let dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?).join("kdst-regressions");
+        let file: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        Some(dir.join(format!("{file}.txt")))
+    }
+}
+
+/// The cases of a regression file: `seed N strategy S`, one a line (the rest of a line after
+/// `#`, and lines that start with `#`, are for people).
+///
+/// # Panics
+/// On a line that is not a case, naming the file and the line.
+fn read_regressions(file: &std::path::Path) -> Vec<(u64, StrategySpec)> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
+    let mut cases = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let case = line.split('#').next().unwrap_or("").trim();
+        if case.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = case.split_whitespace().collect();
+        let parsed = match words[..] {
+            ["seed", seed, "strategy", strategy] => {
+                seed.parse().ok().zip(strategy.parse::<StrategySpec>().ok())
+            }
+            _ => None,
+        };
+        match parsed {
+            Some(case) => cases.push(case),
+            None => panic!(
+                "kdst: {}:{}: not a recorded case (expected `seed N strategy S`): {line:?}",
+                file.display(),
+                number + 1
+            ),
+        }
+    }
+    cases
+}
+
+/// Appends the case `seed` under `spec` to the regression file (made with its header if new),
+/// unless it is there already. The file is replaced whole (written beside it, then renamed), so
+/// an interrupted write leaves the old one.
+fn record_regression(
+    file: &std::path::Path,
+    seed: u64,
+    spec: StrategySpec,
+    outcome: &Outcome,
+) -> std::io::Result<()> {
+    let mut text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::from(
+            "# kdst regressions: seeds that failed this check, run first by every later run.\n\
+             # Commit this file. A line is `seed N strategy S`; what follows `#` is for people.\n",
+        ),
+        Err(error) => return Err(error),
+    };
+    if read_regressions(file).contains(&(seed, spec)) {
+        return Ok(());
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let found = outcome.to_string();
+    let found = found.lines().next().unwrap_or("");
+    let _ = writeln!(text, "seed {seed} strategy {spec} # {found}");
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let staged = file.with_extension("txt.tmp");
+    std::fs::write(&staged, text)?;
+    std::fs::rename(&staged, file)
 }
 
 /// Writes `text` to `<target>/kdst/<name>.schedule`, where `<target>` is `$CARGO_TARGET_DIR`,

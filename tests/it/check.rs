@@ -210,3 +210,75 @@ fn a_check_runs_a_bounded_exhaustive_search() {
     });
     assert!(limited.contains("did not check every schedule"), "{limited}");
 }
+
+/// A fresh directory standing for a crate's `CARGO_MANIFEST_DIR`.
+fn manifest_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kdst-regressions-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// The regression file: a failing check records its seed in
+/// `$CARGO_MANIFEST_DIR/kdst-regressions/<name>.txt`; a later run replays the recorded case
+/// first and fails on it even when its own seeds would not reach it; a run that passes the
+/// recorded cases says how many it ran; the same case is recorded once.
+#[test]
+fn failing_seeds_are_recorded_and_replayed_first() {
+    let dir = manifest_dir("record");
+    let root = dir.to_str().expect("a UTF-8 path");
+    let found = panic_message(|| {
+        let vars = [("CARGO_MANIFEST_DIR", root)];
+        Check::new("racing regressions").with_env(&vars).seeds(1_000).run(racing_writers);
+    });
+    let file = dir.join("kdst-regressions").join("racing_regressions.txt");
+    assert!(found.contains(&format!("recorded in {}", file.display())), "{found}");
+    let text = std::fs::read_to_string(&file).expect("the regression file");
+    let seed = found.split(" seed ").nth(1).and_then(|s| s.split(' ').next()).expect("a seed");
+    let case = format!("seed {seed} strategy random # ");
+    assert!(text.starts_with("# kdst regressions"), "{text}");
+    assert!(text.lines().any(|line| line.starts_with(&case)), "{text}");
+    // A run of one seed (seed 0 passes) fails on the recorded case first.
+    assert_ne!(seed, "0", "seed 0 must pass for this test");
+    let again = panic_message(|| {
+        let vars = [("CARGO_MANIFEST_DIR", root), ("SIM_SEEDS", "1")];
+        Check::new("racing regressions").with_env(&vars).run(racing_writers);
+    });
+    assert!(
+        again.contains(&format!("a case recorded in {} failed again", file.display())),
+        "{again}"
+    );
+    assert!(again.contains(&format!("seed {seed} (strategy random)")), "{again}");
+    // Recorded once, not twice.
+    let text = std::fs::read_to_string(&file).expect("the regression file");
+    assert_eq!(text.lines().filter(|line| line.starts_with("seed ")).count(), 1, "{text}");
+    // The fixed program passes the recorded case, and the report counts it.
+    let vars = [("CARGO_MANIFEST_DIR", root)];
+    let report = Check::new("racing regressions").with_env(&vars).seeds(10).run(calm_writer);
+    assert_eq!(report.regressions, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `regressions(false)` and `SIM_REGRESSIONS=off` record nothing; a malformed line is named.
+#[test]
+fn regressions_can_be_turned_off_and_bad_lines_are_named() {
+    let dir = manifest_dir("off");
+    let root = dir.to_str().expect("a UTF-8 path");
+    let _ = panic_message(|| {
+        let vars = [("CARGO_MANIFEST_DIR", root)];
+        Check::new("off").with_env(&vars).regressions(false).seeds(1_000).run(racing_writers);
+    });
+    let _ = panic_message(|| {
+        let vars = [("CARGO_MANIFEST_DIR", root), ("SIM_REGRESSIONS", "off")];
+        Check::new("off").with_env(&vars).seeds(1_000).run(racing_writers);
+    });
+    assert!(!dir.join("kdst-regressions").exists());
+    std::fs::create_dir_all(dir.join("kdst-regressions")).expect("the directory");
+    std::fs::write(dir.join("kdst-regressions/bad.txt"), "# note\nseed x strategy random\n")
+        .expect("a bad file");
+    let bad = panic_message(|| {
+        Check::new("bad").with_env(&[("CARGO_MANIFEST_DIR", root)]).run(calm_writer);
+    });
+    assert!(bad.contains("bad.txt:2: not a recorded case"), "{bad}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
