@@ -460,7 +460,7 @@ impl Simulation {
     /// Nothing is runnable: jump the clock to the next timer or liveness deadline, or report a
     /// deadlock. Returns an outcome when the run ends.
     fn advance_idle(&mut self, ctx: &Context, time_max: u64) -> Option<Outcome> {
-        let (next_timer, next_deadline, hooks) = {
+        let (mut next_timer, mut next_deadline, hooks) = {
             let mut state = ctx.state.borrow_mut();
             let hooks = (!state.idle_hooks.is_empty()).then(|| state.idle_hooks.clone());
             (state.timers.next_deadline(), state.oracles.next_deadline(), hooks)
@@ -490,6 +490,10 @@ impl Simulation {
                 self.schedule_next_event(ctx, time_max);
                 return None;
             }
+            // What the hooks ran may have set kdst timers of its own.
+            let mut state = ctx.state.borrow_mut();
+            (next_timer, next_deadline) =
+                (state.timers.next_deadline(), state.oracles.next_deadline());
         }
         let Some(next_timer) = next_timer else {
             return Some(self.deadlock(ctx));
