@@ -222,7 +222,7 @@ impl Cluster {
     /// task whose inner order kdst does not choose.
     pub fn turn(&self) {
         self.sync_clock();
-        let _restore = Restore(CURRENT.with(|current| current.replace(Some(self.clone()))));
+        let _current = Restore::enter(self);
         self.runtime.block_on(tokio::task::yield_now());
     }
 
@@ -302,6 +302,13 @@ pub struct Pumped<F> {
 /// Puts back the cluster that was current before a poll (also when the poll unwinds).
 struct Restore(Option<Cluster>);
 
+impl Restore {
+    /// Makes `cluster` the current one until the guard drops.
+    fn enter(cluster: &Cluster) -> Restore {
+        Restore(CURRENT.with(|current| current.replace(Some(cluster.clone()))))
+    }
+}
+
 impl Drop for Restore {
     fn drop(&mut self) {
         let previous = self.0.take();
@@ -313,14 +320,14 @@ impl<F: Future> Future for Pumped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let cluster = self.cluster.clone();
+        let this = &mut *self;
+        let cluster = &this.cluster;
         cluster.sync_clock();
         let poll = {
-            let _restore = Restore(CURRENT.with(|current| current.replace(Some(cluster.clone()))));
+            let _current = Restore::enter(cluster);
             // Polled inside the runtime's context, so that tokio timers have a timer wheel to
             // register with.
             let _context = cluster.runtime.enter();
-            let this = &mut *self;
             let fresh = this.waker.as_ref().is_some_and(|(inner, _)| inner.will_wake(cx.waker()));
             if !fresh {
                 let signal = cluster.signal.clone();

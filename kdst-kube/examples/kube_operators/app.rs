@@ -5,7 +5,7 @@
 //! The shape of rabbitmq/cluster-operator #648 (`controllers/reconcile_finalizer.go`
 //! `prepareForDeletion`: `Delete(sts by name)` with no precondition), fixed by #651 (get the
 //! StatefulSet, act only if its controller reference is this App's uid, delete with a uid
-//! precondition), as `../shared/spec/sieve-bugs.md` B2 describes it:
+//! precondition), the stale-state bug Sieve (OSDI'22) found in that operator:
 //!
 //! 1. the user creates App `web`; the operator adds its finalizer and creates StatefulSet
 //!    `web-server` (controller reference: the App); the StatefulSet controller makes pod 0;
