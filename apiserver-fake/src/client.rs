@@ -277,6 +277,9 @@ impl Client {
         let marker = std::marker::PhantomData;
         let mut in_flight =
             InFlight { op: Some(op), write, server: &self.server, what, result: marker };
+        // The request is written to the connection (Go's `syscall.Write` orders for the race
+        // detector; see `sim_core::race`).
+        sim_core::race::io_write();
         self.leg().await;
         let op = in_flight.op.take().expect("kdst internal: the request left twice");
         let resource = self
@@ -314,6 +317,8 @@ impl Client {
             self.after_write(verb, kind, name).await;
         }
         self.leg().await;
+        // The response is read (`syscall.Read`).
+        sim_core::race::io_read();
         result
     }
 

@@ -6,7 +6,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
-use sim_core::{Explorer, FailureKind};
+use sim_core::{Config, Explorer, FailureKind, Races};
+
+/// How a race report's message starts.
+const RACE: &str = "WARNING: DATA RACE";
 
 use crate::machine::{payload_text, quietly};
 use crate::stats::{Spread, Table, thousands};
@@ -97,8 +100,11 @@ pub struct Trial {
 /// A tool and strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Searcher {
-    /// kdst's `Explorer` with this strategy name.
+    /// kdst's `Explorer` with this strategy name (the portfolio with its race detector on).
     Kdst(&'static str),
+    /// kdst's `Explorer` with this strategy name and the race detector off: the crash oracle
+    /// alone.
+    KdstCrashOnly(&'static str),
     /// shuttle's random scheduler.
     ShuttleRandom,
     /// shuttle's PCT scheduler, depth 3.
@@ -109,8 +115,9 @@ pub enum Searcher {
 
 impl Searcher {
     /// Every searcher, kdst's default first.
-    pub const ALL: [Searcher; 7] = [
+    pub const ALL: [Searcher; 8] = [
         Searcher::Kdst("portfolio"),
+        Searcher::KdstCrashOnly("portfolio"),
         Searcher::Kdst("random"),
         Searcher::Kdst("pct:3"),
         Searcher::ShuttleRandom,
@@ -120,7 +127,7 @@ impl Searcher {
     ];
 
     fn is_peer(self) -> bool {
-        !matches!(self, Searcher::Kdst(_))
+        !matches!(self, Searcher::Kdst(_) | Searcher::KdstCrashOnly(_))
     }
 
     /// Whether its search does not depend on a seed.
@@ -132,6 +139,7 @@ impl Searcher {
         match self {
             Searcher::Kdst("portfolio") => "kdst portfolio (default)".to_string(),
             Searcher::Kdst(name) => format!("kdst {name}"),
+            Searcher::KdstCrashOnly(name) => format!("kdst {name}, race detector off"),
             Searcher::ShuttleRandom => "shuttle random".to_string(),
             Searcher::ShuttlePct3 => "shuttle PCT(3)".to_string(),
             Searcher::Loom(None) => "loom DPOR (exhaustive), no preemption bound".to_string(),
@@ -143,7 +151,10 @@ impl Searcher {
     fn search(self, workload: Workload, trial: u64, cap: u64) -> Trial {
         let started = Instant::now();
         let (schedules, steps, failure) = match self {
-            Searcher::Kdst(strategy) => kdst_search(strategy, workload, trial, cap),
+            Searcher::Kdst(strategy) => kdst_search(strategy, Races::Auto, workload, trial, cap),
+            Searcher::KdstCrashOnly(strategy) => {
+                kdst_search(strategy, Races::Off, workload, trial, cap)
+            }
             Searcher::ShuttleRandom | Searcher::ShuttlePct3 => {
                 let n = usize::try_from(cap).expect("fits");
                 let pct = self == Searcher::ShuttlePct3;
@@ -182,7 +193,7 @@ impl Searcher {
         };
         if let Some(message) = &failure {
             assert!(
-                message.contains(workload.expect()),
+                message.contains(workload.expect()) || message.starts_with(RACE),
                 "{}: {workload} failed otherwise than expected: {message}",
                 self.label()
             );
@@ -209,6 +220,7 @@ thread_local! {
 /// first failure; returns (schedules, steps, failure message).
 fn kdst_search(
     strategy: &str,
+    races: Races,
     workload: Workload,
     trial: u64,
     cap: u64,
@@ -218,12 +230,14 @@ fn kdst_search(
     let summary = quietly(|| {
         BASE.with(Explorer::clone)
             .seeds(base..base + cap)
+            .config(Config::default().with_races(races))
             .strategy(strategy.parse().expect("a known strategy"))
             .run(|sim, seed| sim.run(seed, setup))
     });
     assert!(summary.limits.is_empty(), "kdst {strategy}: {workload} reached a limit: {summary}");
     let failure = summary.failures.first().map(|found| {
         let expected = match workload {
+            Workload::GoMap if found.failure.message.starts_with(RACE) => FailureKind::DataRace,
             Workload::GoMap => FailureKind::GoFatal,
             Workload::Recreate(_) => FailureKind::Panic,
         };

@@ -274,9 +274,7 @@ impl Target {
         match (&self.variant.expect, outcome) {
             (_, Outcome::Completed) => true,
             (Expect::Holds, _) => false,
-            (Expect::Fails(kind, text), Outcome::Failed(failure)) => {
-                failure.kind == *kind && failure.message.contains(text)
-            }
+            (expect @ Expect::Fails(..), Outcome::Failed(failure)) => expect.matches(failure),
             (Expect::Fails(..), Outcome::LimitReached(_)) => false,
         }
     }

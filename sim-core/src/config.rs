@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::Perturbations;
+use crate::{Perturbations, Races};
 
 /// Limits and virtual-time costs for a [`crate::Simulation`].
 ///
@@ -25,6 +25,9 @@ pub struct Config {
     pub poll_jitter: Duration,
     /// Which perturbations ([`crate::perturb`]) a run may make, and how many.
     pub perturb: Perturbations,
+    /// Whether runs detect data races ([`crate::race`]); [`Races::Auto`] lets the strategy
+    /// decide ([`crate::strategy::StrategySpec::config`]: on for the portfolio).
+    pub races: Races,
 }
 
 impl Config {
@@ -37,6 +40,7 @@ impl Config {
         poll_cost: Duration::from_micros(1),
         poll_jitter: Duration::from_micros(1),
         perturb: Perturbations::DEFAULT,
+        races: Races::Auto,
     };
 
     /// Sets [`Config::steps_max`].
@@ -66,6 +70,12 @@ impl Config {
     /// Sets [`Config::perturb`].
     pub fn with_perturbations(mut self, perturb: Perturbations) -> Self {
         self.perturb = perturb;
+        self
+    }
+
+    /// Sets [`Config::races`].
+    pub fn with_races(mut self, races: Races) -> Self {
+        self.races = races;
         self
     }
 

@@ -225,6 +225,10 @@ pub(crate) struct Context {
     pub tracking: Cell<bool>,
     /// What the running step touched so far (only while `tracking`).
     pub footprint: RefCell<Vec<Access>>,
+    /// The race detector is on for this run ([`crate::race`]).
+    pub races: Cell<bool>,
+    /// The race detector's clocks (only while `races`).
+    pub race: RefCell<crate::race::Clocks>,
     pub state: RefCell<State>,
     pub strategy: RefCell<Option<Box<dyn Strategy>>>,
 }
@@ -250,6 +254,8 @@ thread_local! {
             runq: RefCell::new(RunQueue::new()),
             tracking: Cell::new(false),
             footprint: RefCell::new(Vec::new()),
+            races: Cell::new(false),
+            race: RefCell::new(crate::race::Clocks::new()),
             state: RefCell::new(State::new()),
             strategy: RefCell::new(None),
         }

@@ -184,6 +184,8 @@ impl Simulation {
         strategy.begin(seed);
         ctx.tracking.set(strategy.wants_footprints());
         ctx.footprint.borrow_mut().clear();
+        ctx.races.set(self.config.races == crate::Races::On);
+        ctx.race.borrow_mut().clear();
         *ctx.strategy.borrow_mut() = Some(strategy);
         ctx.active.set(true);
         ctx.now.set(0);

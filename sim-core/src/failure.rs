@@ -14,6 +14,9 @@ pub enum FailureKind {
     Panic,
     /// The Go runtime's fatal error, e.g. `fatal error: concurrent map writes`.
     GoFatal,
+    /// Two accesses from different tasks, one a write, that nothing orders ([`crate::race`]):
+    /// Go's `WARNING: DATA RACE`.
+    DataRace,
     /// Nothing can run, no timer is pending, and a task that keeps the run alive still waits.
     Deadlock,
     /// An [`crate::always`] invariant was false after a step.
@@ -53,6 +56,7 @@ impl FailureKind {
         match self {
             FailureKind::Panic => "panic",
             FailureKind::GoFatal => "go-fatal",
+            FailureKind::DataRace => "data-race",
             FailureKind::Deadlock => "deadlock",
             FailureKind::Invariant => "invariant",
             FailureKind::Liveness => "liveness",

@@ -16,6 +16,10 @@
 //! A fatal error ends the run (Go's `throw`: no recover) with [`FailureKind::GoFatal`] and a
 //! report in the shape of a Go goroutine dump naming both tasks and their frame labels.
 //!
+//! With the race detector on ([`crate::race`]), every access is also checked against the
+//! earlier ones by happens-before, as `go test -race` does: a race is reported whether or not the
+//! two accesses overlapped, usually long before the flag above is seen.
+//!
 //! Like a Go map value, a `GoMap` is a reference: clones share one map.
 
 use std::borrow::Cow;
@@ -27,6 +31,7 @@ use std::rc::Rc;
 use crate::context::{self, Context, NO_TASK};
 use crate::failure::FailureKind;
 use crate::footprint::Resource;
+use crate::race::RaceVar;
 use crate::task::yield_now;
 use crate::{SimTime, TaskId};
 
@@ -51,6 +56,8 @@ struct Inner<K, V> {
     writing: Cell<Option<Writer>>,
     /// What steps that use the map touch: reads read it, writes write it.
     resource: Resource,
+    /// What the race detector knows of the map's accesses ([`crate::race`]).
+    race: RaceVar,
 }
 
 /// A map that crashes the run as Go does on unsynchronised concurrent access.
@@ -67,9 +74,12 @@ impl<K, V> Clone for GoMap<K, V> {
 impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
     /// An empty map; `name` (the Go variable, e.g. `loggedImages`) appears in crash reports.
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        let name = name.into();
+        let race = RaceVar::described(format!("map \"{name}\""));
         GoMap {
             inner: Rc::new(Inner {
-                name: name.into(),
+                race,
+                name,
                 data: RefCell::new(BTreeMap::new()),
                 writing: Cell::new(None),
                 resource: Resource::new(),
@@ -110,6 +120,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
     /// `len(m)`: like Go's, it does not check the writing flag and is not a scheduling point.
     pub fn len(&self) -> usize {
         self.inner.resource.read();
+        self.inner.race.read("len");
         self.inner.data.borrow().len()
     }
 
@@ -129,6 +140,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
             if index > 0 {
                 yield_now().await;
             }
+            self.inner.race.read("runtime.mapiternext");
             self.check_flag(CONCURRENT_ITERATION_WRITE, "runtime.mapiternext");
             let value = self.inner.data.borrow().get(key).cloned();
             if let Some(value) = value
@@ -159,6 +171,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
 
     async fn read<R>(&self, op: &'static str, f: impl FnOnce(&BTreeMap<K, V>) -> R) -> R {
         yield_now().await;
+        self.inner.race.read(op);
         self.check_flag(CONCURRENT_READ_WRITE, op);
         f(&self.inner.data.borrow())
     }
@@ -166,6 +179,7 @@ impl<K: Ord + Clone, V: Clone> GoMap<K, V> {
     async fn write<R>(&self, op: &'static str, f: impl FnOnce(&mut BTreeMap<K, V>) -> R) -> R {
         yield_now().await;
         self.inner.resource.write();
+        self.inner.race.write(op);
         self.check_flag(CONCURRENT_WRITES, op);
         let flag = WritingFlag::set(&self.inner.writing, op);
         yield_now().await;

@@ -82,6 +82,7 @@ mod gomap;
 mod oracle;
 mod perturb;
 mod process;
+pub mod race;
 mod rng;
 pub mod schedule;
 mod shrink;
@@ -102,6 +103,7 @@ pub use gomap::{CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WR
 pub use oracle::{always, eventually};
 pub use perturb::{Perturbations, perturb, perturbations_fired};
 pub use process::{Crashed, Process, ProcessId, crash_current, is_crashing, spawn_daemon_outside};
+pub use race::Races;
 pub use rng::{
     choose, fnv1a, fork, mix64, random_bool, random_duration, random_range, random_u64, seed,
     with_stream,

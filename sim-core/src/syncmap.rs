@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::yield_now;
 
 /// A concurrent map with atomic operations. Clones share one map.
@@ -17,11 +18,13 @@ pub struct SyncMap<K, V> {
     data: Rc<RefCell<BTreeMap<K, V>>>,
     /// What steps that use the map touch.
     resource: Resource,
+    /// Every operation is atomic: ordered after the ones before it (the race detector).
+    clock: Rc<SyncClock>,
 }
 
 impl<K, V> Clone for SyncMap<K, V> {
     fn clone(&self) -> Self {
-        SyncMap { data: self.data.clone(), resource: self.resource }
+        SyncMap { data: self.data.clone(), resource: self.resource, clock: self.clock.clone() }
     }
 }
 
@@ -35,12 +38,14 @@ impl<K, V> SyncMap<K, V> {
     /// The entries, for a step that reads them.
     fn read(&self) -> Ref<'_, BTreeMap<K, V>> {
         self.resource.read();
+        self.clock.acquire_release();
         self.data.borrow()
     }
 
     /// The entries, for a step that writes them.
     fn write(&self) -> RefMut<'_, BTreeMap<K, V>> {
         self.resource.write();
+        self.clock.acquire_release();
         self.data.borrow_mut()
     }
 }
@@ -48,7 +53,11 @@ impl<K, V> SyncMap<K, V> {
 impl<K: Ord + Clone, V: Clone> SyncMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
-        SyncMap { data: Rc::new(RefCell::new(BTreeMap::new())), resource: Resource::new() }
+        SyncMap {
+            data: Rc::new(RefCell::new(BTreeMap::new())),
+            resource: Resource::new(),
+            clock: Rc::new(SyncClock::new()),
+        }
     }
 
     /// `Load`: the value for `key`.

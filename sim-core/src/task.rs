@@ -15,6 +15,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use crate::context::{self, NO_PROCESS, NO_TASK, Slot, TaskMeta, Wait};
 use crate::failure::FailureKind;
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::trace::{EventKind, TASK_ID_MAX};
 
 /// A task's id: its spawn order within the run, starting at 0.
@@ -118,6 +119,7 @@ where
         });
         state.spawned.push((id, Box::pin(wrapped)));
         drop(state);
+        crate::race::spawned(ctx, id);
         context::push_event(ctx, EventKind::Spawn { child: TaskId(id) });
         if !daemon {
             ctx.alive.set(ctx.alive.get() + 1);
@@ -139,6 +141,8 @@ struct JoinState<T> {
     /// The task's future was dropped before it finished: its process crashed, or the run ended.
     aborted: Cell<bool>,
     waiter: RefCell<Option<Waker>>,
+    /// The task's end, for the race detector: it happens before the join returns.
+    ended: SyncClock,
 }
 
 /// Completes a task's [`JoinState`]; dropped unfinished, it marks the task aborted and wakes the
@@ -164,10 +168,12 @@ impl<T> JoinState<T> {
             finished: Cell::new(false),
             aborted: Cell::new(false),
             waiter: RefCell::new(None),
+            ended: SyncClock::new(),
         }
     }
 
     fn complete(&self, value: T) {
+        self.ended.release();
         *self.value.borrow_mut() = Some(value);
         self.finished.set(true);
         let waiter = self.waiter.borrow_mut().take();
@@ -179,6 +185,7 @@ impl<T> JoinState<T> {
     fn poll_join(&self, task: TaskId, cx: &mut TaskContext<'_>) -> Poll<T> {
         if self.finished.get() {
             Resource::task(task.0).read();
+            self.ended.acquire();
             let value = self.value.borrow_mut().take();
             return Poll::Ready(value.expect("kdst: a JoinHandle was polled after it completed"));
         }

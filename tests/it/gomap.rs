@@ -3,8 +3,7 @@
 
 use std::rc::Rc;
 
-use kdst_tests::{assert_all_complete, first_failure};
-use sim_core::sync::Mutex;
+use kdst_tests::{assert_all_complete, first_failure, guarded_map, two_writers};
 use sim_core::{
     CONCURRENT_ITERATION_WRITE, CONCURRENT_READ_WRITE, CONCURRENT_WRITES, Failure, FailureKind,
     GoMap, Outcome, Simulation, SyncMap, enter, spawn,
@@ -12,18 +11,6 @@ use sim_core::{
 
 fn expect_go_fatal(outcome: Outcome) -> Failure {
     kdst_tests::failed(outcome, FailureKind::GoFatal)
-}
-
-fn two_writers() {
-    let map: GoMap<String, u32> = GoMap::new("processed");
-    for worker in 0..2u32 {
-        let map = map.clone();
-        spawn(format!("sync-{worker}"), async move {
-            let _outer = enter("HandleSection");
-            let _inner = enter("processed.Insert");
-            map.insert(format!("object-{worker}"), worker).await;
-        });
-    }
 }
 
 #[test]
@@ -126,22 +113,7 @@ fn accesses_that_never_overlap_never_crash() {
 
 #[test]
 fn the_same_map_guarded_by_a_sim_mutex_never_crashes_over_10000_seeds() {
-    let setup = || {
-        let map: GoMap<u32, u32> = GoMap::new("guarded");
-        let lock = Rc::new(Mutex::named("mu", ()));
-        for worker in 0..3u32 {
-            let (map, lock) = (map.clone(), lock.clone());
-            spawn(format!("worker-{worker}"), async move {
-                for key in 0..2 {
-                    let _held = lock.lock().await;
-                    map.insert(worker * 10 + key, key).await;
-                    map.get(&(worker * 10)).await;
-                    map.range(|_, _| true).await;
-                }
-            });
-        }
-    };
-    assert_all_complete(&mut Simulation::default(), 10_000, setup);
+    assert_all_complete(&mut Simulation::default(), 10_000, guarded_map);
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod pct;
 mod perturb;
 mod perturbed;
 mod process;
+mod race;
 mod replay;
 mod rest;
 mod scenario_contract;

@@ -2,7 +2,44 @@
 
 use std::time::Duration;
 
-use sim_core::{Failure, FailureKind, Outcome, SimTime, Simulation};
+use std::rc::Rc;
+
+use sim_core::sync::Mutex;
+use sim_core::{Failure, FailureKind, GoMap, Outcome, SimTime, Simulation, enter, spawn};
+
+/// Two goroutines insert into one Go map without a lock, each behind two frames
+/// (`HandleSection`, `processed.Insert`): a crash where the writes overlap, a race wherever
+/// both run.
+pub fn two_writers() {
+    let map: GoMap<String, u32> = GoMap::new("processed");
+    for worker in 0..2u32 {
+        let map = map.clone();
+        spawn(format!("sync-{worker}"), async move {
+            let _outer = enter("HandleSection");
+            let _inner = enter("processed.Insert");
+            map.insert(format!("object-{worker}"), worker).await;
+        });
+    }
+}
+
+/// Three workers write, read and range over one Go map, every access under one mutex: no
+/// schedule crashes and none races.
+pub fn guarded_map() {
+    let map: GoMap<u32, u32> = GoMap::new("guarded");
+    let lock = Rc::new(Mutex::named("mu", ()));
+    for worker in 0..3u32 {
+        let (map, lock) = (map.clone(), lock.clone());
+        spawn(format!("worker-{worker}"), async move {
+            for key in 0..2 {
+                let _held = lock.lock().await;
+                map.insert(worker * 10 + key, key).await;
+                map.get(&(worker * 10)).await;
+                map.range(|_, _| true).await;
+                let _ = map.len();
+            }
+        });
+    }
+}
 
 /// Runs `setup` under seeds `0..seeds` and returns the first failing seed with its outcome.
 pub fn first_failure(sim: &mut Simulation, seeds: u64, setup: impl Fn()) -> Option<(u64, Outcome)> {

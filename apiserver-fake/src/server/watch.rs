@@ -184,6 +184,8 @@ impl Watch {
         loop {
             self.watcher.resource.write();
             if let Some(event) = self.watcher.queue.borrow_mut().pop_front() {
+                // Read from the watch connection (`sim_core::race::io_read`).
+                sim_core::race::io_read();
                 return Some(event);
             }
             if self.watcher.closed.get() {
@@ -196,7 +198,11 @@ impl Watch {
     /// The next event if one is buffered.
     pub fn try_next(&self) -> Option<WatchEvent> {
         self.watcher.resource.write();
-        self.watcher.queue.borrow_mut().pop_front()
+        let event = self.watcher.queue.borrow_mut().pop_front();
+        if event.is_some() {
+            sim_core::race::io_read();
+        }
+        event
     }
 
     /// Closes the watch: buffered events are dropped, `next` returns `None`.

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{BoundKind, Choice, Dfs, Divergence, Pct, Portfolio, Random, Strategy};
-use crate::Config;
+use crate::{Config, Races};
 
 /// A strategy named by the user: what it is, not a running instance of it.
 ///
@@ -160,9 +160,17 @@ impl StrategySpec {
     /// The simulator configuration this strategy's runs need, from `base`: systematic searches
     /// run with polls that cost no virtual time. Then the clock moves only when every task
     /// waits, so steps that read it commute with the steps of other tasks, and partial-order
-    /// reduction can tell equivalent schedules apart. Replaying and shrinking a schedule uses
-    /// the configuration of the strategy that found it.
+    /// reduction can tell equivalent schedules apart. The portfolio's runs detect data races
+    /// ([`crate::race`]) unless `base` says [`Races::Off`]; other strategies' only when it says
+    /// [`Races::On`]. Replaying and shrinking a schedule uses the configuration of the strategy
+    /// that found it.
     pub fn config(&self, base: Config) -> Config {
+        let races = match (base.races, self) {
+            (Races::Auto, StrategySpec::Portfolio) => Races::On,
+            (Races::Auto, _) => Races::Off,
+            (races, _) => races,
+        };
+        let base = base.with_races(races);
         if self.is_systematic() {
             base.with_poll_cost(Duration::ZERO, Duration::ZERO)
         } else {

@@ -15,6 +15,7 @@ use std::task::Poll;
 
 use super::{WaitList, describe};
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::{set_wait, yield_now};
 
 struct Chan<T> {
@@ -29,6 +30,8 @@ struct Chan<T> {
     /// What steps that use the channel touch (every operation writes it, but a receive or send
     /// that finds it empty or full and waits only checks it).
     resource: Resource,
+    /// The race detector's clock: one per channel, not per buffer slot ([`crate::race`]).
+    clock: SyncClock,
 }
 
 impl<T> Chan<T> {
@@ -53,6 +56,7 @@ impl<T> Chan<T> {
 
     fn close(&self) {
         self.touch();
+        self.clock.release();
         self.closed.set(true);
         self.receive_waiters.wake_all();
         self.send_waiters.wake_all();
@@ -100,6 +104,7 @@ fn new_channel<T>(
         receive_waiters: WaitList::new(),
         send_waiters: WaitList::new(),
         resource: Resource::new(),
+        clock: SyncClock::new(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -170,6 +175,7 @@ impl<T> Sender<T> {
             return Err(TrySendError::Full(value));
         }
         chan.queue.borrow_mut().push_back(value);
+        chan.clock.acquire_release();
         chan.receive_waiters.wake_all();
         Ok(())
     }
@@ -204,6 +210,7 @@ impl<T> Drop for Sender<T> {
         self.chan.touch();
         self.chan.senders.set(self.chan.senders.get() - 1);
         if self.chan.senders.get() == 0 {
+            self.chan.clock.release();
             self.chan.receive_waiters.wake_all();
         }
     }
@@ -237,6 +244,7 @@ impl<T> Receiver<T> {
     pub fn try_recv(&self) -> Option<T> {
         self.chan.touch();
         let value = self.chan.queue.borrow_mut().pop_front();
+        self.chan.clock.acquire_release();
         if value.is_some() {
             self.chan.send_waiters.wake_all();
         }

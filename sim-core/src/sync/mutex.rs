@@ -11,6 +11,7 @@ use std::task::Poll;
 use super::{WaitList, describe, held_by};
 use crate::context;
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::{set_wait, yield_now};
 
 /// A mutual-exclusion lock around a value. Share it between tasks with `Rc<Mutex<T>>`.
@@ -21,6 +22,8 @@ pub struct Mutex<T> {
     value: RefCell<T>,
     /// What steps that lock or unlock touch.
     resource: Resource,
+    /// Released by each unlock, acquired by each lock (the race detector).
+    unlocked: SyncClock,
 }
 
 impl<T> Mutex<T> {
@@ -37,6 +40,7 @@ impl<T> Mutex<T> {
             waiters: WaitList::new(),
             value: RefCell::new(value),
             resource: Resource::new(),
+            unlocked: SyncClock::new(),
         }
     }
 
@@ -47,6 +51,7 @@ impl<T> Mutex<T> {
             if self.holder.get().is_none() {
                 self.resource.write();
                 self.holder.set(Some(context::current_task("Mutex::lock")));
+                self.unlocked.acquire();
                 return Poll::Ready(());
             }
             // Held: the unlock wakes this task.
@@ -67,6 +72,7 @@ impl<T> Mutex<T> {
             return None;
         }
         self.holder.set(Some(context::current_task("Mutex::try_lock")));
+        self.unlocked.acquire();
         Some(MutexGuard { mutex: self, value: Some(self.value.borrow_mut()) })
     }
 
@@ -114,6 +120,7 @@ impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
         self.mutex.resource.write();
+        self.mutex.unlocked.release();
         self.mutex.holder.set(None);
         self.mutex.waiters.wake_all();
     }

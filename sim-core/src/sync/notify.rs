@@ -9,6 +9,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use super::describe;
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::set_wait;
 
 struct Waiter {
@@ -25,6 +26,8 @@ struct Inner {
     waiters: RefCell<Vec<Rc<Waiter>>>,
     /// What steps that use the notifier touch.
     resource: Resource,
+    /// Released by every notification, acquired by every wake (the race detector).
+    clock: SyncClock,
 }
 
 /// Notifies tasks. Cloning gives another handle to the same notifier.
@@ -48,6 +51,7 @@ impl Notify {
                 generation: Cell::new(0),
                 waiters: RefCell::new(Vec::new()),
                 resource: Resource::new(),
+                clock: SyncClock::new(),
             }),
         }
     }
@@ -56,6 +60,7 @@ impl Notify {
     /// none waits (at most one permit is stored).
     pub fn notify_one(&self) {
         self.inner.resource.write();
+        self.inner.clock.release();
         let waiter = {
             let mut waiters = self.inner.waiters.borrow_mut();
             if waiters.is_empty() { None } else { Some(waiters.remove(0)) }
@@ -75,6 +80,7 @@ impl Notify {
     /// Wakes every task waiting now, and completes every [`Notified`] created before this call
     /// even if not yet polled; stores no permit.
     pub fn notify_waiters(&self) {
+        self.inner.clock.release();
         self.inner.resource.write();
         self.inner.generation.set(self.inner.generation.get() + 1);
         let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
@@ -134,15 +140,18 @@ impl Future for Notified {
                 let mut waiters = self.notify.inner.waiters.borrow_mut();
                 waiters.retain(|other| !Rc::ptr_eq(other, &waiter));
             }
+            self.notify.inner.clock.acquire();
             return Poll::Ready(());
         }
         if let Some(waiter) = &self.waiter {
             if waiter.notified.get() {
                 self.waiter = None;
+                self.notify.inner.clock.acquire();
                 return Poll::Ready(());
             }
             *waiter.waker.borrow_mut() = Some(cx.waker().clone());
         } else if self.notify.inner.permit.replace(false) {
+            self.notify.inner.clock.acquire();
             return Poll::Ready(());
         } else {
             let waiter = Rc::new(Waiter {

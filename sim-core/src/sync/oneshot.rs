@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::{set_wait, yield_now};
 
 struct Inner<T> {
@@ -16,6 +17,8 @@ struct Inner<T> {
     waker: RefCell<Option<Waker>>,
     /// What steps that use the channel touch.
     resource: Resource,
+    /// Released by the send, acquired by the receive (the race detector).
+    clock: SyncClock,
 }
 
 /// A oneshot channel.
@@ -26,6 +29,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         receiver_alive: Cell::new(true),
         waker: RefCell::new(None),
         resource: Resource::new(),
+        clock: SyncClock::new(),
     });
     (Sender { inner: inner.clone() }, Receiver { inner })
 }
@@ -55,6 +59,7 @@ impl<T> Sender<T> {
             return Err(value);
         }
         *self.inner.value.borrow_mut() = Some(value);
+        self.inner.clock.release();
         Ok(())
         // Drop wakes the receiver.
     }
@@ -83,6 +88,7 @@ impl<T> Receiver<T> {
         poll_fn(|cx| {
             if let Some(value) = self.inner.value.borrow_mut().take() {
                 self.inner.resource.write();
+                self.inner.clock.acquire();
                 return Poll::Ready(Ok(value));
             }
             if !self.inner.sender_alive.get() {

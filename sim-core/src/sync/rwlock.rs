@@ -11,6 +11,7 @@ use std::task::Poll;
 use super::{WaitList, describe, held_by};
 use crate::context;
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::{set_wait, yield_now};
 
 /// A reader-writer lock around a value. Share it between tasks with `Rc<RwLock<T>>`.
@@ -23,6 +24,10 @@ pub struct RwLock<T> {
     /// What steps that lock or unlock touch (taking a read lock counts readers: a write too).
     resource: Resource,
     value: RefCell<T>,
+    /// Released by `Unlock` (acquired by every lock) and by `RUnlock` (acquired by `Lock`
+    /// only), for the race detector.
+    unlocked: SyncClock,
+    read_unlocked: SyncClock,
 }
 
 impl<T> RwLock<T> {
@@ -41,6 +46,8 @@ impl<T> RwLock<T> {
             waiters: WaitList::new(),
             resource: Resource::new(),
             value: RefCell::new(value),
+            unlocked: SyncClock::new(),
+            read_unlocked: SyncClock::new(),
         }
     }
 
@@ -51,6 +58,7 @@ impl<T> RwLock<T> {
             if self.writer.get().is_none() && self.writers_waiting.get() == 0 {
                 self.resource.write();
                 self.readers.set(self.readers.get() + 1);
+                self.unlocked.acquire();
                 return Poll::Ready(());
             }
             // The writer's unlock, or the waiting writer's lock or drop, wakes this task.
@@ -76,6 +84,8 @@ impl<T> RwLock<T> {
                 self.resource.write();
                 waiting.stop();
                 self.writer.set(Some(context::current_task("RwLock::write")));
+                self.unlocked.acquire();
+                self.read_unlocked.acquire();
                 return Poll::Ready(());
             }
             // The first wait counts this writer (new readers then wait too): a write. Later
@@ -171,6 +181,7 @@ impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
         self.lock.resource.write();
+        self.lock.read_unlocked.release();
         self.lock.readers.set(self.lock.readers.get() - 1);
         if self.lock.readers.get() == 0 {
             self.lock.waiters.wake_all();
@@ -201,6 +212,7 @@ impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
         self.lock.resource.write();
+        self.lock.unlocked.release();
         self.lock.writer.set(None);
         self.lock.waiters.wake_all();
     }

@@ -8,6 +8,7 @@ use std::task::Poll;
 
 use super::{WaitList, describe};
 use crate::footprint::Resource;
+use crate::race::SyncClock;
 use crate::task::{set_wait, yield_now};
 
 struct Inner {
@@ -16,6 +17,8 @@ struct Inner {
     waiters: WaitList,
     /// What steps that use the group touch.
     resource: Resource,
+    /// Released by `Done` (a negative `Add`), acquired when `Wait` returns (the race detector).
+    clock: SyncClock,
 }
 
 /// Waits for a collection of tasks to finish. Cloning gives another handle to the same group,
@@ -39,6 +42,7 @@ impl WaitGroup {
                 count: Cell::new(0),
                 waiters: WaitList::new(),
                 resource: Resource::new(),
+                clock: SyncClock::new(),
             }),
         }
     }
@@ -51,6 +55,9 @@ impl WaitGroup {
         self.inner.resource.write();
         let count = self.inner.count.get() + delta;
         assert!(count >= 0, "sync: negative WaitGroup counter");
+        if delta < 0 {
+            self.inner.clock.release();
+        }
         self.inner.count.set(count);
         if count == 0 {
             self.inner.waiters.wake_all();
@@ -74,6 +81,7 @@ impl WaitGroup {
         poll_fn(|cx| {
             if self.inner.count.get() == 0 {
                 self.inner.resource.write();
+                self.inner.clock.acquire();
                 return Poll::Ready(());
             }
             // The `add` that brings the counter to zero wakes this task.
