@@ -153,7 +153,7 @@ impl Cache {
     /// The cached object, shared.
     pub fn get_rc(&self, namespace: &str, name: &str) -> Option<Rc<Object>> {
         self.resource.part(namespace).part(name).read();
-        self.objects.borrow().get(&(namespace.to_string(), name.to_string())).cloned()
+        self.objects.borrow().get(crate::pair::pair(&(namespace, name))).cloned()
     }
 
     /// Cached objects in one namespace or (`None`) all, ordered by namespace and name.

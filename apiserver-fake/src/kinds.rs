@@ -217,7 +217,7 @@ impl Registry {
 
     /// The id of `(apiVersion, kind)`.
     pub fn lookup(&self, api_version: &str, kind: &str) -> Option<KindId> {
-        self.by_name.get(&(api_version.to_string(), kind.to_string())).copied()
+        self.by_name.get(crate::pair::pair(&(api_version, kind))).copied()
     }
 
     /// The kind with this id.

@@ -81,6 +81,7 @@ pub mod kinds;
 pub mod kubelet;
 pub mod namespace;
 pub mod object;
+mod pair;
 pub mod pvc;
 pub mod rest;
 pub mod selector;

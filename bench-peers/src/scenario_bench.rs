@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use scenarios::{Expect, Params, Scenario};
-use sim_core::strategy::Portfolio;
-use sim_core::{EventKind, Outcome, Simulation, TaskId, Trace};
+use sim_core::strategy::StrategySpec;
+use sim_core::{Config, EventKind, Outcome, Races, Simulation, TaskId, Trace};
 
 use crate::machine::peak_rss_kib;
 use crate::stats::{Spread, Table, millions, thousands};
@@ -78,7 +78,9 @@ fn batch(sim: &mut Simulation, scenario: &dyn Scenario, variant: &str, schedules
 /// `peak_rss_kib …`.
 pub fn child(name: &str, variant: &str, target: Duration, runs: usize) {
     let scenario = scenarios::find(name).unwrap_or_else(|| panic!("no scenario {name}"));
-    let mut sim = Simulation::default().with_strategy(Portfolio::new());
+    // As users run it: the portfolio's configuration, race detector on.
+    let spec = StrategySpec::Portfolio;
+    let mut sim = Simulation::new(spec.config(Config::default())).with_strategy(spec.build());
     let mut schedules = 1u64;
     loop {
         let probe = batch(&mut sim, scenario.as_ref(), variant, schedules);
@@ -89,17 +91,22 @@ pub fn child(name: &str, variant: &str, target: Duration, runs: usize) {
         }
         schedules *= 4;
     }
+    // The same seeds with the detector off (its cost), batches interleaved with the others.
+    let off = Config::default().with_races(Races::Off);
+    let mut sim_off = Simulation::new(spec.config(off)).with_strategy(spec.build());
     for _ in 0..runs {
-        let b = batch(&mut sim, scenario.as_ref(), variant, schedules);
-        println!(
-            "batch {} {} {} {} {} {}",
-            b.schedules,
-            b.steps,
-            b.virtual_ns,
-            b.wall.as_nanos(),
-            b.failed,
-            b.limits
-        );
+        for (label, sim) in [("batch", &mut sim), ("batch-off", &mut sim_off)] {
+            let b = batch(sim, scenario.as_ref(), variant, schedules);
+            println!(
+                "{label} {} {} {} {} {} {}",
+                b.schedules,
+                b.steps,
+                b.virtual_ns,
+                b.wall.as_nanos(),
+                b.failed,
+                b.limits
+            );
+        }
     }
     let params = Params::defaults(scenario.as_ref());
     let (mut bytes, mut steps) = (0u64, 0u64);
@@ -116,6 +123,8 @@ pub fn child(name: &str, variant: &str, target: Duration, runs: usize) {
 #[derive(Clone, Debug, Default)]
 struct Report {
     batches: Vec<Batch>,
+    /// The same seeds with the race detector off.
+    batches_off: Vec<Batch>,
     trace_bytes: u64,
     trace_steps: u64,
     peak_rss_kib: u64,
@@ -128,15 +137,17 @@ fn parse(stdout: &str) -> Report {
         let number = |index: usize| -> u128 {
             fields.get(index).and_then(|field| field.parse().ok()).expect("a number")
         };
+        let batch = || Batch {
+            schedules: number(1) as u64,
+            steps: number(2) as u64,
+            virtual_ns: number(3),
+            wall: Duration::from_nanos(number(4) as u64),
+            failed: number(5) as u64,
+            limits: number(6) as u64,
+        };
         match fields.first() {
-            Some(&"batch") => report.batches.push(Batch {
-                schedules: number(1) as u64,
-                steps: number(2) as u64,
-                virtual_ns: number(3),
-                wall: Duration::from_nanos(number(4) as u64),
-                failed: number(5) as u64,
-                limits: number(6) as u64,
-            }),
+            Some(&"batch") => report.batches.push(batch()),
+            Some(&"batch-off") => report.batches_off.push(batch()),
             Some(&"trace") => {
                 report.trace_bytes = number(1) as u64;
                 report.trace_steps = number(2) as u64;
@@ -188,6 +199,7 @@ pub fn run(runs: usize, target: Duration) -> Vec<ScenarioResult> {
         "steps per schedule",
         "schedules/s",
         "M steps/s",
+        "detector off: M steps/s (on ÷ off)",
         "virtual s per wall s",
         "peak RSS",
         "trace bytes per step",
@@ -210,6 +222,13 @@ pub fn run(runs: usize, target: Duration) -> Vec<ScenarioResult> {
             };
             let schedules = rate(&|b| b.schedules as f64);
             let steps = rate(&|b| b.steps as f64);
+            let off = Spread::of(
+                &report
+                    .batches_off
+                    .iter()
+                    .map(|b| b.steps as f64 / b.wall.as_secs_f64())
+                    .collect::<Vec<_>>(),
+            );
             let virtual_time = rate(&|b| b.virtual_ns as f64 / 1e9);
             let first = batches[0];
             let expected = match variant.expect {
@@ -226,6 +245,7 @@ pub fn run(runs: usize, target: Duration) -> Vec<ScenarioResult> {
                 thousands(first.steps as f64 / first.schedules as f64),
                 schedules.show(thousands),
                 steps.show(millions),
+                format!("{} ({:.2})", millions(off.median), steps.median / off.median),
                 virtual_time.show(thousands),
                 format!("{:.1} MiB", report.peak_rss_kib as f64 / 1024.0),
                 format!("{:.1}", report.trace_bytes as f64 / report.trace_steps.max(1) as f64),
@@ -240,7 +260,9 @@ pub fn run(runs: usize, target: Duration) -> Vec<ScenarioResult> {
     println!("## Scenario throughput\n");
     println!(
         "Each variant: seeds 0..n with default parameters and the portfolio strategy on one \
-         core (failing seeds included: their runs end at the failure), median [min..max] of \
+         core, race detector on as the portfolio runs by default (failing seeds included: their \
+         runs end at the failure; a buggy Go-map variant's end at its first race report), and \
+         the same seeds with the detector off for its cost; median [min..max] of \
          {runs} batches of the same seeds, in a child process of its own. Peak RSS is the \
          child's `VmHWM` (an idle child: {:.1} MiB). Trace bytes per step: the last run's trace \
          (4-byte step records, draws, events with their owned text, task names) averaged over \

@@ -74,7 +74,7 @@ impl Store {
     }
 
     pub(super) fn find(&self, id: KindId, namespace: &str, name: &str) -> Option<&Rc<Object>> {
-        self.objects.get(&id)?.get(&(namespace.to_string(), name.to_string()))
+        self.objects.get(&id)?.get(crate::pair::pair(&(namespace, name)))
     }
 
     pub(super) fn namespace(&self, name: &str) -> Option<&Rc<Object>> {
