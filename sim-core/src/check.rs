@@ -247,14 +247,16 @@ impl Check {
                 (0..count).filter(|seed| seed % shards == index).collect()
             }
         };
-        let mut sim = Simulation::new(self.config.clone());
+        // The strategy's configuration: the portfolio's runs detect races, for one.
+        let config = spec.config(self.config.clone());
+        let mut sim = Simulation::new(config.clone());
         sim.set_strategy(spec.build());
         let mut steps = 0;
         for &seed in &seeds {
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
-                let mut report = self.report(&sim, spec, &self.config, &outcome, &setup);
+                let mut report = self.report(&sim, spec, &config, &outcome, &setup);
                 if let Some(file) = regressions.as_ref().filter(|_| spec.replays_from_seed()) {
                     match record_regression(file, seed, spec, &outcome) {
                         Ok(()) => {
@@ -275,10 +277,10 @@ impl Check {
         let sample: Vec<u64> =
             seeds.iter().copied().take(self.determinism_sample as usize).collect();
         for &seed in &sample {
-            let mut first = Simulation::new(self.config.clone());
+            let mut first = Simulation::new(config.clone());
             first.set_strategy(spec.build());
             first.run(seed, &setup);
-            let mut second = Simulation::new(self.config.clone());
+            let mut second = Simulation::new(config.clone());
             second.set_strategy(spec.build());
             second.run(seed, &setup);
             if let Some(step) = first_difference(first.trace(), second.trace()) {

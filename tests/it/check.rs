@@ -282,3 +282,37 @@ fn regressions_can_be_turned_off_and_bad_lines_are_named() {
     assert!(bad.contains("bad.txt:2: not a recorded case"), "{bad}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A check under the portfolio detects races by default: the report is the race, shrunk, with
+/// a replay line that names the portfolio; the same line (`SIM_SEED`, `SIM_STRATEGY`) fails
+/// again with the same race.
+#[test]
+fn a_check_under_the_portfolio_reports_the_race_and_its_replay_line_reproduces_it() {
+    let check = || {
+        Check::new("check_racing_writers_portfolio")
+            .with_env(&[])
+            .strategy(sim_core::strategy::StrategySpec::Portfolio)
+            .regressions(false)
+            .seeds(100)
+    };
+    let message = panic_message(|| {
+        check().run(racing_writers);
+    });
+    assert!(message.contains("failure (data-race)"), "{message}");
+    assert!(message.contains("WARNING: DATA RACE\nWrite at map \"processed\""), "{message}");
+    let seed = message
+        .split("SIM_SEED=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a replay line")
+        .to_string();
+    assert!(message.contains(&format!("SIM_SEED={seed} SIM_STRATEGY=portfolio")), "{message}");
+    let again = panic_message(|| {
+        check()
+            .with_env(&[("SIM_SEED", seed.as_str()), ("SIM_STRATEGY", "portfolio")])
+            .run(racing_writers);
+    });
+    let line =
+        |text: &str| text.lines().find(|l| l.contains("failure (data-race)")).map(String::from);
+    assert_eq!(line(&again), line(&message), "{again}");
+}

@@ -10,8 +10,8 @@
 //! Without them it replays the first seeds of every variant and checks the same.
 
 use scenarios::{Target, all};
-use sim_core::Simulation;
 use sim_core::strategy::StrategySpec;
+use sim_core::{Config, Simulation};
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -37,7 +37,8 @@ fn scenario_replay() {
     let seed: u64 = seed_text
         .parse()
         .unwrap_or_else(|_| panic!("kdst: SIM_SEED={seed_text:?} is not a seed (0..2^64)"));
-    let mut sim = Simulation::default();
+    // The strategy's configuration, as the search that printed the line ran it.
+    let mut sim = Simulation::new(strategy.config(Config::default()));
     sim.set_strategy(strategy.build());
     let outcome = target.run(&mut sim, seed);
     let report = target.report(&sim, strategy, None);
@@ -58,7 +59,7 @@ fn every_variant_behaves_as_expected(seeds: u64) {
             let target = Target::new(scenario.name(), Some(variant.name))
                 .expect("registered")
                 .with_swarm(true);
-            let mut sim = Simulation::default();
+            let mut sim = Simulation::new(StrategySpec::Portfolio.config(Config::default()));
             sim.set_strategy(StrategySpec::Portfolio.build());
             for seed in 0..seeds {
                 let outcome = target.run(&mut sim, seed);
