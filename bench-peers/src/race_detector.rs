@@ -24,7 +24,7 @@ pub struct Findings {
 }
 
 fn portfolio() -> Simulation {
-    let spec = StrategySpec::Portfolio;
+    let spec = StrategySpec::PORTFOLIO;
     Simulation::new(spec.config(Config::default())).with_strategy(spec.build())
 }
 

@@ -79,7 +79,7 @@ fn batch(sim: &mut Simulation, scenario: &dyn Scenario, variant: &str, schedules
 pub fn child(name: &str, variant: &str, target: Duration, runs: usize) {
     let scenario = scenarios::find(name).unwrap_or_else(|| panic!("no scenario {name}"));
     // As users run it: the portfolio's configuration, race detector on.
-    let spec = StrategySpec::Portfolio;
+    let spec = StrategySpec::PORTFOLIO;
     let mut sim = Simulation::new(spec.config(Config::default())).with_strategy(spec.build());
     let mut schedules = 1u64;
     loop {

@@ -139,7 +139,7 @@ fn hold(seeds: u64, strategy: StrategySpec) -> bool {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["first-failures"] => first_failures(100, StrategySpec::Portfolio),
+        ["first-failures"] => first_failures(100, StrategySpec::PORTFOLIO),
         ["first-failures", strategy] => match strategy.parse::<StrategySpec>() {
             Ok(strategy) => first_failures(100, strategy),
             Err(message) => {
@@ -147,7 +147,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        ["hold"] => hold(100_000, StrategySpec::Portfolio),
+        ["hold"] => hold(100_000, StrategySpec::PORTFOLIO),
         ["hold", n] | ["hold", n, _] => match n.parse() {
             Ok(n) => {
                 let strategy = args.get(2).map_or("portfolio", String::as_str);

@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::strategy::StrategySpec;
-use crate::{Config, Outcome, Replay, Schedule, Simulation, Trace, shrink, systematic};
+use crate::{Config, Explorer, Outcome, Replay, Schedule, Simulation, Trace, shrink, systematic};
 
 /// A simulation check over many seeds, for `#[test]` functions.
 #[derive(Clone, Debug)]
@@ -249,14 +249,43 @@ impl Check {
         };
         // The strategy's configuration: the portfolio's runs detect races, for one.
         let config = spec.config(self.config.clone());
-        let mut sim = Simulation::new(config.clone());
-        sim.set_strategy(spec.build());
+        // PCT's `k`, learned from seeds 0..CALIBRATION_RUNS as `Explorer` learns it: those
+        // seeds run with `k` drawn, every other with `spec@k` (printed in its replay line).
+        let calibrated = spec.calibrates().then(|| {
+            let mut probe = Simulation::new(config.clone());
+            probe.set_strategy(spec.build());
+            let longest = (0..Explorer::CALIBRATION_RUNS)
+                .map(|seed| {
+                    probe.run(seed, &setup);
+                    probe.trace().len() as u64
+                })
+                .max()
+                .unwrap_or(1);
+            spec.with_pct_k(longest.max(1))
+        });
+        let spec_for = |seed: u64| match calibrated {
+            Some(calibrated) if seed >= Explorer::CALIBRATION_RUNS => calibrated,
+            _ => spec,
+        };
+        let mut sims: Vec<(StrategySpec, Simulation)> = Vec::new();
         let mut steps = 0;
         for &seed in &seeds {
+            let run_spec = spec_for(seed);
+            let index = match sims.iter().position(|(s, _)| *s == run_spec) {
+                Some(index) => index,
+                None => {
+                    let mut sim = Simulation::new(config.clone());
+                    sim.set_strategy(run_spec.build());
+                    sims.push((run_spec, sim));
+                    sims.len() - 1
+                }
+            };
+            let sim = &mut sims[index].1;
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
-                let mut report = self.report(&sim, spec, &config, &outcome, &setup);
+                let spec = run_spec;
+                let mut report = self.report(sim, spec, &config, &outcome, &setup);
                 if let Some(file) = regressions.as_ref().filter(|_| spec.replays_from_seed()) {
                     match record_regression(file, seed, spec, &outcome) {
                         Ok(()) => {
@@ -278,10 +307,10 @@ impl Check {
             seeds.iter().copied().take(self.determinism_sample as usize).collect();
         for &seed in &sample {
             let mut first = Simulation::new(config.clone());
-            first.set_strategy(spec.build());
+            first.set_strategy(spec_for(seed).build());
             first.run(seed, &setup);
             let mut second = Simulation::new(config.clone());
-            second.set_strategy(spec.build());
+            second.set_strategy(spec_for(seed).build());
             second.run(seed, &setup);
             if let Some(step) = first_difference(first.trace(), second.trace()) {
                 panic!(
@@ -293,6 +322,13 @@ impl Check {
                 );
             }
         }
+        let strategy = match calibrated {
+            Some(calibrated) => format!(
+                "{calibrated} (k learned from seeds 0..{}, which ran as {strategy})",
+                Explorer::CALIBRATION_RUNS
+            ),
+            None => strategy,
+        };
         CheckReport {
             seeds: seeds.len() as u64,
             steps,

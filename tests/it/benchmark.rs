@@ -59,7 +59,7 @@ fn each_fixed_variant_holds_under_the_portfolio_with_perturbations_on() {
     for scenario in benchmark() {
         let params = Params::defaults(scenario.as_ref());
         let mut sim = Simulation::default();
-        sim.set_strategy(StrategySpec::Portfolio.build());
+        sim.set_strategy(StrategySpec::PORTFOLIO.build());
         for seed in 0..500 {
             let outcome = run(&mut sim, scenario.as_ref(), "fixed", &params, seed);
             assert_eq!(outcome, Outcome::Completed, "{} seed {seed}", scenario.name());

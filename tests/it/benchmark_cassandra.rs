@@ -97,7 +97,7 @@ fn the_fixed_variant_holds_under_the_random_walk_and_the_portfolio() {
         panic!("fixed, random walk: seed {seed}: {outcome}\n{lines:#?}");
     }
     let mut portfolio = Simulation::default();
-    portfolio.set_strategy(StrategySpec::Portfolio.build());
+    portfolio.set_strategy(StrategySpec::PORTFOLIO.build());
     if let Some((seed, outcome, lines)) = failing(&mut portfolio, "fixed", 0..2000, true).first() {
         panic!("fixed, portfolio: seed {seed}: {outcome}\n{lines:#?}");
     }

@@ -63,7 +63,7 @@ fn the_fixed_variant_holds_under_the_random_walk_and_the_portfolio() {
         panic!("fixed, random walk: seed {seed}: {outcome}");
     }
     let mut portfolio = Simulation::default();
-    portfolio.set_strategy(StrategySpec::Portfolio.build());
+    portfolio.set_strategy(StrategySpec::PORTFOLIO.build());
     if let Some((seed, outcome)) = first_failure(&mut portfolio, "fixed", 0..2000) {
         panic!("fixed, portfolio: seed {seed}: {outcome}");
     }

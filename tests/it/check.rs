@@ -121,10 +121,14 @@ fn sim_strategy_selects_pct() {
             .seeds(1_000)
             .run(racing_writers);
     });
-    assert!(message.contains("(strategy pct:2)"), "{message}");
-    // The failing seed replays alone under PCT: k comes from the seed, not from earlier runs.
+    assert!(message.contains("(strategy pct:2"), "{message}");
+    // The failing seed replays alone under PCT with the printed strategy: `pct:2` for the
+    // seeds k is learned from, `pct:2@K` (the learned k) after them.
     let seed = message.split("SIM_SEED=").nth(1).and_then(|s| s.split(' ').next()).expect("seed");
-    let vars = [("SIM_SEED", seed), ("SIM_STRATEGY", "pct:2")];
+    let printed = message.split("SIM_STRATEGY=").nth(1).and_then(|s| s.split(' ').next());
+    let printed = printed.expect("strategy");
+    assert!(printed == "pct:2" || printed.starts_with("pct:2@"), "{message}");
+    let vars = [("SIM_SEED", seed), ("SIM_STRATEGY", printed)];
     let again = panic_message(|| {
         Check::new("racing").with_env(&vars).run(racing_writers);
     });
@@ -291,7 +295,7 @@ fn a_check_under_the_portfolio_reports_the_race_and_its_replay_line_reproduces_i
     let check = || {
         Check::new("check_racing_writers_portfolio")
             .with_env(&[])
-            .strategy(sim_core::strategy::StrategySpec::Portfolio)
+            .strategy(sim_core::strategy::StrategySpec::PORTFOLIO)
             .regressions(false)
             .seeds(100)
     };

@@ -161,8 +161,14 @@ fn without_stop_at_first_every_distinct_failure_is_collected_with_its_lowest_see
         .collect();
     assert_eq!(places.len(), summary.failures.len(), "deduplicated by place:\n{summary}");
     assert!(summary.failures.windows(2).all(|w| w[0].seed < w[1].seed), "by seed");
-    let mut sim = Simulation::default().with_strategy(Portfolio::new());
-    let failing = (0..1_000).filter(|&seed| racy(&mut sim, seed).is_failure()).count();
+    // Each seed as the search ran it: PCT's k learned from the first seeds, pinned after.
+    let failing = (0..1_000)
+        .filter(|&seed| {
+            let spec = summary.strategy_for(StrategySpec::PORTFOLIO, seed);
+            let mut sim = Simulation::default().with_strategy(spec.build());
+            racy(&mut sim, seed).is_failure()
+        })
+        .count();
     assert_eq!(summary.failed_runs(), failing as u64, "counts add up to the failing seeds");
 }
 
@@ -222,8 +228,14 @@ fn the_summary_always_says_how_much_was_searched_and_how_fast() {
         assert!(text.contains(words), "{words:?} missing from:\n{text}");
     }
     assert!(summary.steps_per_second() > 0.0 && summary.schedules_per_second() > 0.0);
-    let drawn = explorer.run(calm).to_string();
-    assert!(drawn.contains("bound: PCT depth 2, k drawn per seed from 16..=16384"), "{drawn}");
+    let learned = explorer.run(calm);
+    let k = learned.calibration.as_ref().expect("k learned").k;
+    let text = learned.to_string();
+    assert!(text.contains(&format!("strategy pct:2@{k} (pct:2 4, pct:2@{k} 96)")), "{text}");
+    assert!(
+        text.contains(&format!("bound: PCT depth 2, k {k}, learned from seeds 0..4")),
+        "{text}"
+    );
 
     let nothing = Explorer::new().seeds(5..5).run(calm);
     assert_eq!(nothing.schedules, 0);
@@ -279,8 +291,7 @@ fn strategy_names_are_those_of_check() {
     let unknown = "bogus".parse::<StrategySpec>().expect_err("unknown");
     assert_eq!(
         unknown.to_string(),
-        "unknown strategy \"bogus\" (known: random, pct, pct:D, portfolio, dfs:B, dfs-full:B, \
-         dfs-delays:B (each dfs also :B+P))"
+        format!("unknown strategy \"bogus\" (known: {})", sim_core::strategy::KNOWN)
     );
     let depth = "pct:0".parse::<StrategySpec>().expect_err("depth 0");
     assert!(depth.to_string().contains("not a number ≥ 1"), "{depth}");
@@ -291,12 +302,13 @@ fn strategy_names_are_those_of_check() {
     assert!("random:2".parse::<StrategySpec>().is_err());
     let report = Check::new("portfolio_check")
         .with_env(&[])
-        .strategy(StrategySpec::Portfolio)
+        .strategy(StrategySpec::PORTFOLIO)
         .seeds(50)
         .run(|| {
             spawn("calm", async {});
         });
-    assert_eq!(report.strategy, "portfolio");
+    assert!(report.strategy.starts_with("portfolio@"), "{}", report.strategy);
+    assert!(report.strategy.ends_with("(k learned from seeds 0..4, which ran as portfolio)"));
 }
 
 #[test]

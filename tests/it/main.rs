@@ -4,6 +4,7 @@ mod apiserver;
 mod benchmark;
 mod benchmark_cassandra;
 mod benchmark_rabbitmq;
+mod calibration;
 mod check;
 mod codemap;
 mod determinism;

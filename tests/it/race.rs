@@ -50,12 +50,12 @@ fn the_crash_oracle_alone_stays_what_it_was_with_the_detector_off() {
 
 #[test]
 fn the_portfolio_detects_races_by_default_and_a_switch_turns_it_off() {
-    let on = StrategySpec::Portfolio.config(Config::default());
+    let on = StrategySpec::PORTFOLIO.config(Config::default());
     assert_eq!(on.races, Races::On);
-    let off = StrategySpec::Portfolio.config(Config::default().with_races(Races::Off));
+    let off = StrategySpec::PORTFOLIO.config(Config::default().with_races(Races::Off));
     assert_eq!(off.races, Races::Off);
     assert_eq!(StrategySpec::Random.config(Config::default()).races, Races::Off);
-    let mut sim = Simulation::new(on).with_strategy(StrategySpec::Portfolio.build());
+    let mut sim = Simulation::new(on).with_strategy(StrategySpec::PORTFOLIO.build());
     failed(sim.run(0, two_writers), FailureKind::DataRace);
 }
 
@@ -234,7 +234,7 @@ fn the_same_seed_gives_the_same_report_and_trace() {
             });
         }
     };
-    let spec = StrategySpec::Portfolio;
+    let spec = StrategySpec::PORTFOLIO;
     for seed in 0..50 {
         let mut first = Simulation::new(spec.config(Config::default())).with_strategy(spec.build());
         let mut second =

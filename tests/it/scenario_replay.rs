@@ -23,7 +23,7 @@ fn scenario_replay() {
         every_variant_behaves_as_expected(8);
         return;
     };
-    let strategy: StrategySpec = var("SIM_STRATEGY").map_or(StrategySpec::Portfolio, |text| {
+    let strategy: StrategySpec = var("SIM_STRATEGY").map_or(StrategySpec::PORTFOLIO, |text| {
         text.parse().unwrap_or_else(|error| panic!("kdst: SIM_STRATEGY: {error}"))
     });
     let mut target = Target::new(&scenario, var("SIM_VARIANT").as_deref())
@@ -59,11 +59,11 @@ fn every_variant_behaves_as_expected(seeds: u64) {
             let target = Target::new(scenario.name(), Some(variant.name))
                 .expect("registered")
                 .with_swarm(true);
-            let mut sim = Simulation::new(StrategySpec::Portfolio.config(Config::default()));
-            sim.set_strategy(StrategySpec::Portfolio.build());
+            let mut sim = Simulation::new(StrategySpec::PORTFOLIO.config(Config::default()));
+            sim.set_strategy(StrategySpec::PORTFOLIO.build());
             for seed in 0..seeds {
                 let outcome = target.run(&mut sim, seed);
-                let report = target.report(&sim, StrategySpec::Portfolio, None);
+                let report = target.report(&sim, StrategySpec::PORTFOLIO, None);
                 assert!(target.outcome_expected(&outcome), "{report}");
                 assert!(report.contains(&format!(
                     "SIM_SCENARIO={} SIM_VARIANT={} SIM_SEED={seed} SIM_STRATEGY=portfolio",

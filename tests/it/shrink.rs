@@ -117,14 +117,14 @@ fn check_portfolio_failures(
 ) -> Vec<(u64, usize, usize, u64)> {
     let label = format!("{} {}", target.scenario().name(), target.variant().name);
     let mut sim = Simulation::default();
-    sim.set_strategy(StrategySpec::Portfolio.build());
+    sim.set_strategy(StrategySpec::PORTFOLIO.build());
     let mut checked = Vec::new();
     for seed in 0..2_000 {
         if checked.len() == count {
             break;
         }
         let Outcome::Failed(failure) = target.run(&mut sim, seed) else { continue };
-        let schedule = target.schedule(&sim, StrategySpec::Portfolio);
+        let schedule = target.schedule(&sim, StrategySpec::PORTFOLIO);
         let budget = budget(&schedule);
         let shrunk = shrink(&Config::default(), &schedule, || target.setup(), budget)
             .unwrap_or_else(|error| panic!("{label} seed {seed}: {error}"));

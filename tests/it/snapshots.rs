@@ -58,12 +58,12 @@ fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
                 .expect("registered")
                 .with_swarm(true);
             let mut sim = Simulation::default();
-            sim.set_strategy(StrategySpec::Portfolio.build());
+            sim.set_strategy(StrategySpec::PORTFOLIO.build());
             let seed =
                 (0..1_000).find(|&seed| target.run(&mut sim, seed).is_failure()).unwrap_or_else(
                     || panic!("{} {} fails within 1,000 seeds", scenario.name(), variant.name),
                 );
-            let schedule = target.schedule(&sim, StrategySpec::Portfolio);
+            let schedule = target.schedule(&sim, StrategySpec::PORTFOLIO);
             // Long runs (the livelock's 75,000 steps) get a small budget, as the CLI gives them.
             let budget = (5_000_000 / schedule.steps.len() as u64).clamp(20, 2_000);
             let shrunk = shrink(&Config::default(), &schedule, || target.setup(), budget)
@@ -73,7 +73,7 @@ fn every_buggy_variant_shrunk_report_matches_its_snapshot() {
             let outcome = target.run(&mut replayed, seed);
             assert_eq!(outcome.failure().map(|f| f.kind), Some(shrunk.failure.kind));
             let report =
-                format!("{}{shrunk}\n", target.report(&replayed, StrategySpec::Portfolio, None));
+                format!("{}{shrunk}\n", target.report(&replayed, StrategySpec::PORTFOLIO, None));
             let name = format!("report__{}__{}", scenario.name(), variant.name);
             insta::with_settings!({ omit_expression => true }, {
                 insta::assert_snapshot!(name, report);

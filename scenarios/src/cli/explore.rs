@@ -74,8 +74,11 @@ pub(crate) fn explore(registry: &Registry, args: &ExploreArgs) -> Result<bool> {
     let _ = writeln!(text, "{summary}");
     let all_found: Vec<&FoundFailure> = summary.failures.iter().chain(&summary.limits).collect();
     for (index, found) in all_found.iter().enumerate() {
+        // The spec that ran this seed: with PCT's `k` as the search learned it (`portfolio@K`).
+        let strategy = summary.strategy_for(strategy, found.seed);
         let sim = rerun(&target, strategy, found, &kept, &mut text);
-        let (saved, shrunk_line, preemptions) = shrink_and_save(args, &target, &sim, found.seed);
+        let (saved, shrunk_line, preemptions) =
+            shrink_and_save(args, strategy, &target, &sim, found.seed);
         let report = target.report(&sim, strategy, saved.as_deref());
         let what = if index < summary.failures.len() { "failure" } else { "limit" };
         let like = if strategy.is_systematic() { "schedules" } else { "seeds" };
@@ -183,11 +186,11 @@ fn rerun(
 /// that says how shrinking went, and the preemptions before and after.
 fn shrink_and_save(
     args: &ExploreArgs,
+    strategy: StrategySpec,
     target: &Target,
     sim: &Simulation,
     seed: u64,
 ) -> (Option<PathBuf>, String, Option<(usize, usize)>) {
-    let strategy = args.strategy;
     let schedule = target.schedule(sim, strategy);
     let budget = shrink_budget(args.shrink_budget, &schedule, 2_000, 5_000_000);
     let config = strategy.config(Config::default());

@@ -48,7 +48,7 @@ pub(crate) fn replay(registry: &Registry, args: &ReplayArgs) -> Result<bool> {
                 args.what
             )));
         };
-        let strategy = seed_strategy(args.strategy.unwrap_or(StrategySpec::Portfolio))?;
+        let strategy = seed_strategy(args.strategy.unwrap_or(StrategySpec::PORTFOLIO))?;
         let target_args = TargetArgs {
             scenario: args.what.clone(),
             variant: args.variant.clone(),

@@ -15,7 +15,7 @@
 //! };
 //! let summary = Explorer::new()
 //!     .seeds(0..200)
-//!     .strategy(StrategySpec::Portfolio)
+//!     .strategy(StrategySpec::PORTFOLIO)
 //!     .jobs(2)
 //!     .run(|sim, seed| sim.run(seed, racy));
 //! assert_eq!(summary.schedules, 200);
@@ -60,7 +60,7 @@ use crate::strategy::{Choice, Divergence, Portfolio, Strategy, StrategySpec};
 use crate::{Config, Simulation, systematic};
 
 pub use ledger::FoundFailure;
-pub use summary::{Ended, ExploreSummary, Systematic, Verdict};
+pub use summary::{Calibration, Ended, ExploreSummary, Systematic, Verdict};
 
 use ledger::{ChunkResult, Ledger, Tally, by_seed};
 pub(crate) use plan::past;
@@ -129,6 +129,10 @@ impl Explorer {
     /// Seeds searched when neither [`Explorer::seeds`] nor [`Explorer::time_budget`] is set.
     pub const DEFAULT_SEEDS: u64 = 1_000;
 
+    /// Seeds a search learns PCT's `k` from, when its strategy has PCT without a pinned `k`
+    /// (`portfolio`, `pct:D`): the first of the range.
+    pub const CALIBRATION_RUNS: u64 = 4;
+
     /// Schedules a systematic search runs at most unless [`Explorer::max_schedules`] says
     /// otherwise.
     pub const DEFAULT_MAX_SCHEDULES: u64 = 1_000_000;
@@ -141,7 +145,7 @@ impl Explorer {
             config: Config::default(),
             seeds: None,
             time_budget: None,
-            strategy: StrategySpec::Portfolio,
+            strategy: StrategySpec::PORTFOLIO,
             pct_max_steps: None,
             max_schedules: Explorer::DEFAULT_MAX_SCHEDULES,
             jobs: None,
@@ -265,19 +269,93 @@ impl Explorer {
         if self.strategy.is_systematic() {
             return self.run_systematic(&run_seed, started);
         }
+        if self.strategy.calibrates() && self.pct_max_steps.is_none() {
+            return self.run_calibrated(&run_seed, started);
+        }
+        self.run_seeds(&run_seed, started, None)
+    }
+
+    /// Seeds learning PCT's `k` ([`Explorer::CALIBRATION_RUNS`]): the first seeds of the range
+    /// run with the strategy as given (`k` drawn per seed), on this thread, in order; the
+    /// longest run's steps become `k` for the rest, which run with `spec@k`. Every shard runs
+    /// the same first seeds and so learns the same `k`; it keeps the runs of its own seeds.
+    fn run_calibrated<F>(&self, run_seed: &F, started: Instant) -> ExploreSummary
+    where
+        F: Fn(&mut Simulation, u64) -> Outcome + Sync,
+    {
         let plan = Plan::new(self, started);
+        let start = plan.seeds.start;
+        let probes = start..start.saturating_add(Self::CALIBRATION_RUNS).min(plan.seeds.end);
+        let (mut sim, member) = self.simulation();
+        let mut prefix =
+            ChunkResult { index: 0, stop: 0, end: CHUNK.min(plan.total), tally: Tally::new() };
+        let mut longest = 0u64;
+        for seed in probes.clone() {
+            if plan.expired() {
+                // The budget ended before `k` was learned: the search is what ran.
+                let mut ledger = Ledger::new(self.stop_at_first);
+                ledger.commit(prefix);
+                return self.summary(&plan, ledger, started.elapsed());
+            }
+            let outcome = run_seed(&mut sim, seed);
+            assert_eq!(sim.trace().seed(), seed, "kdst: the run closure must run its seed");
+            longest = longest.max(sim.trace().len() as u64);
+            let Some(position) = plan.position_of(seed) else { continue };
+            let failed = outcome.is_failure();
+            prefix.tally.record(seed, plan.member_name(&member), &sim, outcome);
+            prefix.stop = position + 1;
+            if failed && self.stop_at_first {
+                // Found before `k` was learned: the search ends here, as it ran.
+                let mut ledger = Ledger::new(true);
+                ledger.commit(prefix);
+                return self.summary(&plan, ledger, started.elapsed());
+            }
+        }
+        let calibration = Calibration { seeds: probes, k: longest.max(1) };
+        let calibrated =
+            Explorer { strategy: self.strategy.with_pct_k(calibration.k), ..self.clone() };
+        let mut summary =
+            calibrated.run_seeds(run_seed, started, Some((prefix.tally, &calibration)));
+        let pinned = calibrated.strategy.bound_text(None);
+        summary.bound = format!(
+            "{}, learned from seeds {}..{} (the longest of their runs, which drew k per seed)",
+            pinned.trim_end_matches(" (pinned)"),
+            calibration.seeds.start,
+            calibration.seeds.end
+        );
+        summary.calibration = Some(calibration);
+        summary
+    }
+
+    /// The search over seeds, after `prefix`'s runs (the seeds `k` was learned from) if any.
+    fn run_seeds<F>(
+        &self,
+        run_seed: &F,
+        started: Instant,
+        prefix: Option<(Tally, &Calibration)>,
+    ) -> ExploreSummary
+    where
+        F: Fn(&mut Simulation, u64) -> Outcome + Sync,
+    {
+        let mut plan = Plan::new(self, started);
+        if let Some((_, calibration)) = &prefix {
+            plan.skip = calibration.seeds.clone();
+        }
         let shared = Shared::new(self.stop_at_first, started);
         let threads = plan.threads(self.jobs);
         if threads == 1 {
-            self.work(&plan, &shared, &run_seed);
+            self.work(&plan, &shared, run_seed);
         } else {
             std::thread::scope(|scope| {
                 for _ in 0..threads {
-                    scope.spawn(|| self.work(&plan, &shared, &run_seed));
+                    scope.spawn(|| self.work(&plan, &shared, run_seed));
                 }
             });
         }
-        let ledger = shared.ledger.into_inner().expect("kdst internal: a worker panicked");
+        let mut ledger = shared.ledger.into_inner().expect("kdst internal: a worker panicked");
+        if let Some((tally, _)) = prefix {
+            ledger.total.absorb(tally);
+        }
         self.summary(&plan, ledger, started.elapsed())
     }
 
@@ -302,11 +380,15 @@ impl Explorer {
                 if chunk > shared.first_failing.load(Ordering::Relaxed) {
                     return; // a lower chunk failed: this one is discarded anyway
                 }
+                let seed = plan.seed_at(position);
+                if plan.skip.contains(&seed) {
+                    result.stop = position + 1;
+                    continue;
+                }
                 if plan.expired() {
                     expired = true;
                     break;
                 }
-                let seed = plan.seed_at(position);
                 let outcome = run_seed(&mut sim, seed);
                 assert_eq!(
                     sim.trace().seed(),
@@ -337,9 +419,11 @@ impl Explorer {
                 sim.set_strategy(self.strategy.build_pinned(self.pct_max_steps));
                 Member::Fixed
             }
-            StrategySpec::Portfolio => {
+            StrategySpec::Portfolio { .. } => {
                 let current = Rc::new(Cell::new("random"));
-                let portfolio = Tracked { portfolio: Portfolio::new(), current: current.clone() };
+                let pinned = self.strategy.pct_k().or(self.pct_max_steps);
+                let portfolio = Portfolio::new().with_pinned_k(pinned);
+                let portfolio = Tracked { portfolio, current: current.clone() };
                 sim.set_strategy(Box::new(portfolio));
                 Member::Portfolio(current)
             }
@@ -376,6 +460,7 @@ impl Explorer {
             ended,
             systematic: None,
             merged: false,
+            calibration: None,
         }
     }
 
@@ -438,6 +523,7 @@ impl Explorer {
                 summary: report.summary,
             }),
             merged: false,
+            calibration: None,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(super) struct Plan {
     pub(super) total: u64,
     deadline: Option<Instant>,
     pub(super) strategy_name: String,
+    /// Seeds already run (the runs a search learned PCT's `k` from): the workers skip them.
+    pub(super) skip: Range<u64>,
 }
 
 impl Plan {
@@ -40,7 +42,7 @@ impl Plan {
         let total = if first >= seeds.end { 0 } else { (seeds.end - 1 - first) / stride + 1 };
         let strategy_name = explorer.strategy.to_string();
         let deadline = explorer.deadline(started);
-        Plan { seeds, first, stride, total, deadline, strategy_name }
+        Plan { seeds, first, stride, total, deadline, strategy_name, skip: 0..0 }
     }
 
     fn chunks(&self) -> u64 {
@@ -57,6 +59,13 @@ impl Plan {
 
     pub(super) fn seed_at(&self, position: u64) -> u64 {
         self.first + position * self.stride
+    }
+
+    /// The position of `seed` in the shard's sequence, if the shard holds it.
+    pub(super) fn position_of(&self, seed: u64) -> Option<u64> {
+        let held = seed >= self.first && (seed - self.first).is_multiple_of(self.stride);
+        let position = if held { (seed - self.first) / self.stride } else { return None };
+        (position < self.total).then_some(position)
     }
 
     /// The seed at `position`, or the end of the range for the position past the last seed:

@@ -83,6 +83,21 @@ pub struct ExploreSummary {
     /// [`ExploreSummary::missing_shards`]); one shard's own search is what it was asked to be.
     #[serde(default)]
     pub merged: bool,
+    /// PCT's `k` as the search learned it from its first runs, if it did
+    /// ([`Explorer`](super::Explorer)): those seeds ran with `k` drawn per seed, every other
+    /// seed with `k` pinned ([`ExploreSummary::strategy_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// How a search learned PCT's `k`: the runs of `seeds` (the range's first, whatever the shard,
+/// so every shard learns the same `k`), the longest of which took `k` steps.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    /// The seeds whose runs were measured.
+    pub seeds: Range<u64>,
+    /// The steps of the longest of them: the `k` of every later seed.
+    pub k: u64,
 }
 
 impl ExploreSummary {
@@ -157,6 +172,22 @@ impl ExploreSummary {
             },
             systematic: self.systematic.or(other.systematic),
             merged: true,
+            calibration: self.calibration.or(other.calibration),
+        }
+    }
+
+    /// The spec that reruns `seed` of this search, from the spec it was given: with `k` pinned
+    /// to the learned one (`portfolio@K`), except for the seeds it learned `k` from.
+    pub fn strategy_for(
+        &self,
+        spec: crate::strategy::StrategySpec,
+        seed: u64,
+    ) -> crate::strategy::StrategySpec {
+        match &self.calibration {
+            Some(calibration) if !calibration.seeds.contains(&seed) => {
+                spec.with_pct_k(calibration.k)
+            }
+            _ => spec,
         }
     }
 

@@ -87,6 +87,8 @@ pub struct Portfolio {
     random: Random,
     pct: Pct,
     current: Member,
+    /// The PCT members' `k` when pinned (`portfolio@K`, learned by a search), else drawn.
+    pinned: Option<u64>,
 }
 
 impl Portfolio {
@@ -102,7 +104,15 @@ impl Portfolio {
             random: Random::new(),
             pct: Pct::with_max_steps(2, 1 << MAX_STEPS_LOG2.start()),
             current: Member::Random,
+            pinned: None,
         }
+    }
+
+    /// The same portfolio with the PCT members' `k` pinned to `k` (`None`: drawn per seed).
+    /// Which member runs a seed does not change.
+    pub fn with_pinned_k(mut self, k: Option<u64>) -> Self {
+        self.pinned = k;
+        self
     }
 
     /// The report names of the members, in a fixed order: `random`, `pct:2`, `pct:3`.
@@ -180,7 +190,8 @@ impl Strategy for Portfolio {
     }
 
     fn begin(&mut self, seed: u64) {
-        let (member, max_steps) = pick(seed);
+        let (member, drawn) = pick(seed);
+        let max_steps = self.pinned.unwrap_or(drawn);
         self.current = member;
         match member {
             Member::Random => self.random.begin(seed),

@@ -17,24 +17,35 @@ use crate::{Config, Races};
 /// use sim_core::strategy::StrategySpec;
 ///
 /// let spec: StrategySpec = "pct".parse().expect("known");
-/// assert_eq!(spec, StrategySpec::Pct { depth: 3 });
+/// assert_eq!(spec, StrategySpec::Pct { depth: 3, k: None });
 /// assert_eq!(spec.to_string(), "pct:3");
+/// // PCT's `k` pinned, as a search that learned it prints it in its replay lines:
+/// let learned: StrategySpec = "portfolio@24".parse().expect("known");
+/// assert_eq!(learned, StrategySpec::Portfolio { k: Some(24) });
+/// assert_eq!(learned.to_string(), "portfolio@24");
 /// let dfs: StrategySpec = "dfs:1".parse().expect("known");
 /// assert!(dfs.is_systematic() && !dfs.replays_from_seed());
 /// assert!("bogus".parse::<StrategySpec>().is_err());
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StrategySpec {
     /// The uniform random walk ([`Random`]).
     Random,
-    /// PCT with this depth ([`Pct`]); its `k` is drawn per seed ([`Portfolio::max_steps_for`]).
+    /// PCT with this depth ([`Pct`]): `pct:D`, or `pct:D@K` with `k` pinned to K.
     Pct {
         /// The number of priority change points plus one.
         depth: u32,
+        /// `k` (steps per run): pinned (`@K`, what a search learned from its first runs), or
+        /// `None`: a search learns it ([`crate::Explorer`]), a lone run draws it per seed
+        /// ([`Portfolio::max_steps_for`]).
+        k: Option<u64>,
     },
-    /// The default: per seed, random or PCT of depth 2 or 3 ([`Portfolio`]), with the swarm.
-    #[default]
-    Portfolio,
+    /// The default: per seed, random or PCT of depth 2 or 3 ([`Portfolio`]), with the swarm:
+    /// `portfolio`, or `portfolio@K` with the PCT members' `k` pinned to K.
+    Portfolio {
+        /// The PCT members' `k`, as for [`StrategySpec::Pct`].
+        k: Option<u64>,
+    },
     /// Bounded exhaustive search ([`Dfs`]): every schedule within `bound` of `kind`.
     Dfs {
         /// What the bound counts.
@@ -65,9 +76,15 @@ impl fmt::Display for StrategyError {
 
 impl std::error::Error for StrategyError {}
 
+impl Default for StrategySpec {
+    fn default() -> Self {
+        StrategySpec::PORTFOLIO
+    }
+}
+
 /// The strategies as `kdst --help` and error messages list them.
-pub const KNOWN: &str =
-    "random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B (each dfs also :B+P)";
+pub const KNOWN: &str = "random, pct, pct:D, portfolio, dfs:B, dfs-full:B, dfs-delays:B (each dfs \
+                         also :B+P; pct and portfolio also @K, PCT's k pinned)";
 
 impl FromStr for StrategySpec {
     type Err = StrategyError;
@@ -76,6 +93,40 @@ impl FromStr for StrategySpec {
     /// with partial-order reduction), `dfs-full:B` (preemptions, every schedule) or
     /// `dfs-delays:B`; any dfs as `…:B+P` also tries up to P perturbations per schedule.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = |reason: String| StrategyError { input: text.to_string(), reason };
+        let (text_spec, pinned) = match text.split_once('@') {
+            None => (text, None),
+            Some((spec, k)) => match k.parse::<u64>() {
+                Ok(k) if (1..=Self::K_MAX).contains(&k) => (spec, Some(k)),
+                _ => {
+                    return Err(error(format!(
+                        "PCT's k {k:?} is not a number in 1..={}",
+                        Self::K_MAX
+                    )));
+                }
+            },
+        };
+        let spec = Self::parse_unpinned(text_spec).map_err(|e| error(e.reason))?;
+        match (spec, pinned) {
+            (spec, None) => Ok(spec),
+            (StrategySpec::Pct { depth, .. }, k) => Ok(StrategySpec::Pct { depth, k }),
+            (StrategySpec::Portfolio { .. }, k) => Ok(StrategySpec::Portfolio { k }),
+            (other, Some(_)) => {
+                Err(error(format!("{other} has no PCT k to pin (only pct and portfolio take @K)")))
+            }
+        }
+    }
+}
+
+impl StrategySpec {
+    /// The portfolio with `k` learned by the search: the default.
+    pub const PORTFOLIO: StrategySpec = StrategySpec::Portfolio { k: None };
+
+    /// The largest `k` a spec may pin: 2^32 steps.
+    pub const K_MAX: u64 = 1 << 32;
+
+    /// A spec without `@K`.
+    fn parse_unpinned(text: &str) -> Result<Self, StrategyError> {
         let error = |reason: String| StrategyError { input: text.to_string(), reason };
         let (name, argument) = match text.split_once(':') {
             Some((name, argument)) => (name, Some(argument)),
@@ -105,8 +156,10 @@ impl FromStr for StrategySpec {
         };
         match name {
             "random" if argument.is_none() => Ok(StrategySpec::Random),
-            "portfolio" if argument.is_none() => Ok(StrategySpec::Portfolio),
-            "pct" => Ok(StrategySpec::Pct { depth: number(argument_text, "PCT depth", 3, 1)? }),
+            "portfolio" if argument.is_none() => Ok(StrategySpec::PORTFOLIO),
+            "pct" => {
+                Ok(StrategySpec::Pct { depth: number(argument_text, "PCT depth", 3, 1)?, k: None })
+            }
             "dfs" => dfs(BoundKind::Preemptions, true),
             "dfs-full" => dfs(BoundKind::Preemptions, false),
             "dfs-delays" => dfs(BoundKind::Delays, false),
@@ -116,12 +169,19 @@ impl FromStr for StrategySpec {
 }
 
 impl fmt::Display for StrategySpec {
-    /// The canonical form, which parses back to the same spec: `pct` is written `pct:3`.
+    /// The canonical form, which parses back to the same spec: `pct` is written `pct:3`, a
+    /// pinned `k` as `@K`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             StrategySpec::Random => f.write_str("random"),
-            StrategySpec::Pct { depth } => write!(f, "pct:{depth}"),
-            StrategySpec::Portfolio => f.write_str("portfolio"),
+            StrategySpec::Pct { depth, k } => {
+                write!(f, "pct:{depth}")?;
+                k.map_or(Ok(()), |k| write!(f, "@{k}"))
+            }
+            StrategySpec::Portfolio { k } => {
+                f.write_str("portfolio")?;
+                k.map_or(Ok(()), |k| write!(f, "@{k}"))
+            }
             StrategySpec::Dfs { kind, bound, reduction, perturbations } => {
                 let name = match (kind, reduction) {
                     (BoundKind::Preemptions, true) => "dfs",
@@ -154,7 +214,30 @@ impl StrategySpec {
     /// Whether the strategy draws unset scenario parameters from each seed (swarm testing): the
     /// portfolio does, unless the user turns the swarm off.
     pub fn swarms(&self) -> bool {
-        matches!(self, StrategySpec::Portfolio)
+        matches!(self, StrategySpec::Portfolio { .. })
+    }
+
+    /// PCT's `k` pinned by `@K`, if any.
+    pub fn pct_k(&self) -> Option<u64> {
+        match *self {
+            StrategySpec::Pct { k, .. } | StrategySpec::Portfolio { k } => k,
+            _ => None,
+        }
+    }
+
+    /// Whether a search with this spec learns PCT's `k` from its first runs: PCT or the
+    /// portfolio, without `@K`.
+    pub fn calibrates(&self) -> bool {
+        matches!(self, StrategySpec::Pct { k: None, .. } | StrategySpec::Portfolio { k: None })
+    }
+
+    /// This spec with PCT's `k` pinned to `k` (unchanged for a strategy without PCT).
+    pub fn with_pct_k(self, k: u64) -> StrategySpec {
+        match self {
+            StrategySpec::Pct { depth, .. } => StrategySpec::Pct { depth, k: Some(k) },
+            StrategySpec::Portfolio { .. } => StrategySpec::Portfolio { k: Some(k) },
+            other => other,
+        }
     }
 
     /// The simulator configuration this strategy's runs need, from `base`: systematic searches
@@ -166,7 +249,7 @@ impl StrategySpec {
     /// that found it.
     pub fn config(&self, base: Config) -> Config {
         let races = match (base.races, self) {
-            (Races::Auto, StrategySpec::Portfolio) => Races::On,
+            (Races::Auto, StrategySpec::Portfolio { .. }) => Races::On,
             (Races::Auto, _) => Races::Off,
             (races, _) => races,
         };
@@ -184,12 +267,14 @@ impl StrategySpec {
         self.build_pinned(None)
     }
 
-    /// [`StrategySpec::build`], with PCT's `k` pinned when `pct_max_steps` is given.
+    /// [`StrategySpec::build`], with PCT's `k` pinned when `pct_max_steps` is given (a spec's
+    /// own `@K` wins).
     pub(crate) fn build_pinned(&self, pct_max_steps: Option<u64>) -> Box<dyn Strategy> {
+        let pinned = self.pct_k().or(pct_max_steps);
         match *self {
             StrategySpec::Random => Box::new(Random::new()),
-            StrategySpec::Pct { depth } => Box::new(PctPerSeed::new(depth, pct_max_steps)),
-            StrategySpec::Portfolio => Box::new(Portfolio::new()),
+            StrategySpec::Pct { depth, .. } => Box::new(PctPerSeed::new(depth, pinned)),
+            StrategySpec::Portfolio { .. } => Box::new(Portfolio::new().with_pinned_k(pinned)),
             StrategySpec::Dfs { .. } => Box::new(self.dfs(u64::MAX).expect("a dfs spec")),
         }
     }
@@ -213,13 +298,17 @@ impl StrategySpec {
                 Portfolio::MAX_STEPS_MAX
             )
         };
+        let pinned = self.pct_k().or(pct_max_steps);
         match *self {
             StrategySpec::Random => "none (uniform random walk)".to_string(),
-            StrategySpec::Pct { depth } => match pct_max_steps {
+            StrategySpec::Pct { depth, .. } => match pinned {
                 Some(k) => format!("PCT depth {depth}, k {k} (pinned)"),
                 None => format!("PCT depth {depth}, k {}", drawn()),
             },
-            StrategySpec::Portfolio => format!("PCT k {}", drawn()),
+            StrategySpec::Portfolio { .. } => match pinned {
+                Some(k) => format!("PCT k {k} (pinned)"),
+                None => format!("PCT k {}", drawn()),
+            },
             StrategySpec::Dfs { kind, bound, reduction, perturbations } => {
                 let reduced = if reduction { ", up to the order of independent steps" } else { "" };
                 let perturbed = match perturbations {
