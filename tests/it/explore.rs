@@ -239,6 +239,7 @@ fn the_summary_always_says_how_much_was_searched_and_how_fast() {
 
     let nothing = Explorer::new().seeds(5..5).run(calm);
     assert_eq!(nothing.schedules, 0);
+    assert_eq!(nothing.calibration, None, "nothing ran to learn k from");
     assert!(nothing.to_string().starts_with("searched 0 schedules, 0 steps"), "{nothing}");
 
     let racy_text = crash_oracle().seeds(0..200).run(racy).to_string();

@@ -286,6 +286,9 @@ impl Explorer {
         let plan = Plan::new(self, started);
         let start = plan.seeds.start;
         let probes = start..start.saturating_add(Self::CALIBRATION_RUNS).min(plan.seeds.end);
+        if probes.is_empty() {
+            return self.run_seeds(run_seed, started, None);
+        }
         let (mut sim, member) = self.simulation();
         let mut prefix =
             ChunkResult { index: 0, stop: 0, end: CHUNK.min(plan.total), tally: Tally::new() };
