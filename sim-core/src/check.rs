@@ -52,6 +52,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::regressions::{read_regressions, record_regression, regression_file};
 use crate::strategy::StrategySpec;
 use crate::{Config, Explorer, Outcome, Replay, Schedule, Simulation, Trace, shrink, systematic};
 
@@ -208,7 +209,7 @@ impl Check {
             return self.run_systematic(spec, &setup);
         }
         let strategy = spec.to_string();
-        let regressions = self.regression_file(&env);
+        let regressions = regression_file(&self.name, self.regressions, &env);
         let mut recorded = 0;
         if let (Some(file), None) = (&regressions, env("SIM_SEED")) {
             for (seed, case) in read_regressions(file) {
@@ -267,25 +268,20 @@ impl Check {
             Some(calibrated) if seed >= Explorer::CALIBRATION_RUNS => calibrated,
             _ => spec,
         };
-        let mut sims: Vec<(StrategySpec, Simulation)> = Vec::new();
+        let mut sim = Simulation::new(config.clone());
+        let mut running = spec;
+        sim.set_strategy(running.build());
         let mut steps = 0;
         for &seed in &seeds {
-            let run_spec = spec_for(seed);
-            let index = match sims.iter().position(|(s, _)| *s == run_spec) {
-                Some(index) => index,
-                None => {
-                    let mut sim = Simulation::new(config.clone());
-                    sim.set_strategy(run_spec.build());
-                    sims.push((run_spec, sim));
-                    sims.len() - 1
-                }
-            };
-            let sim = &mut sims[index].1;
+            let spec = spec_for(seed);
+            if spec != running {
+                running = spec;
+                sim.set_strategy(running.build());
+            }
             let outcome = sim.run(seed, &setup);
             steps += sim.trace().len() as u64;
             if outcome != Outcome::Completed {
-                let spec = run_spec;
-                let mut report = self.report(sim, spec, &config, &outcome, &setup);
+                let mut report = self.report(&sim, spec, &config, &outcome, &setup);
                 if let Some(file) = regressions.as_ref().filter(|_| spec.replays_from_seed()) {
                     match record_regression(file, seed, spec, &outcome) {
                         Ok(()) => {
@@ -560,96 +556,6 @@ fn describe_difference(a: &Trace, b: &Trace, step: u64) -> String {
         })
         .unwrap_or((None, None));
     format!("first run: {}; second run: {}", line(a, x), line(b, y))
-}
-
-impl Check {
-    /// This check's regression file: `$CARGO_MANIFEST_DIR/kdst-regressions/<name>.txt`, unless
-    /// turned off (`Check::regressions(false)`, `SIM_REGRESSIONS=off`) or not under cargo.
-    fn regression_file(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-        if !self.regressions || env("SIM_REGRESSIONS").as_deref() == Some("off") {
-            return None;
-        }
-        let dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?).join("kdst-regressions");
-        let file: String = self
-            .name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-            .collect();
-        Some(dir.join(format!("{file}.txt")))
-    }
-}
-
-/// The cases of a regression file: `seed N strategy S`, one a line (the rest of a line after
-/// `#`, and lines that start with `#`, are for people).
-///
-/// # Panics
-/// On a line that is not a case, naming the file and the line.
-fn read_regressions(file: &std::path::Path) -> Vec<(u64, StrategySpec)> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => parse_regressions(file, &text),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// [`read_regressions`] of `text`, the contents of `file`.
-fn parse_regressions(file: &std::path::Path, text: &str) -> Vec<(u64, StrategySpec)> {
-    let mut cases = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let case = line.split('#').next().unwrap_or("").trim();
-        if case.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = case.split_whitespace().collect();
-        let parsed = match words[..] {
-            ["seed", seed, "strategy", strategy] => {
-                seed.parse().ok().zip(strategy.parse::<StrategySpec>().ok())
-            }
-            _ => None,
-        };
-        match parsed {
-            Some(case) => cases.push(case),
-            None => panic!(
-                "kdst: {}:{}: not a recorded case (expected `seed N strategy S`): {line:?}",
-                file.display(),
-                number + 1
-            ),
-        }
-    }
-    cases
-}
-
-/// Appends the case `seed` under `spec` to the regression file (made with its header if new),
-/// unless it is there already. The file is replaced whole (written beside it, then renamed), so
-/// an interrupted write leaves the old one.
-fn record_regression(
-    file: &std::path::Path,
-    seed: u64,
-    spec: StrategySpec,
-    outcome: &Outcome,
-) -> std::io::Result<()> {
-    let mut text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::from(
-            "# kdst regressions: seeds that failed this check, run first by every later run.\n\
-             # Commit this file. A line is `seed N strategy S`; what follows `#` is for people.\n",
-        ),
-        Err(error) => return Err(error),
-    };
-    if parse_regressions(file, &text).contains(&(seed, spec)) {
-        return Ok(());
-    }
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    let found = outcome.to_string();
-    let found = found.lines().next().unwrap_or("");
-    let _ = writeln!(text, "seed {seed} strategy {spec} # {found}");
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let staged = file.with_extension("txt.tmp");
-    std::fs::write(&staged, text)?;
-    std::fs::rename(&staged, file)
 }
 
 /// Writes `text` to `<target>/kdst/<name>.schedule`, where `<target>` is `$CARGO_TARGET_DIR`,

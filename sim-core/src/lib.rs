@@ -83,6 +83,7 @@ mod oracle;
 mod perturb;
 mod process;
 pub mod race;
+mod regressions;
 mod rng;
 pub mod schedule;
 mod shrink;

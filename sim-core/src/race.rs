@@ -170,10 +170,7 @@ pub(crate) fn spawned(ctx: &Context, child: u32) {
         return;
     }
     let parent = ctx.current.get();
-    let frames = {
-        let state = ctx.state.borrow();
-        state.tasks.get(parent as usize).map(|meta| meta.frames.clone()).unwrap_or_default()
-    };
+    let frames = frames_of(ctx, parent);
     let mut clocks = ctx.race.borrow_mut();
     let mut clock = if parent == NO_TASK { VClock::new() } else { clocks.of(parent).clone() };
     clock.tick(child);
@@ -387,16 +384,12 @@ fn report(ctx: &Context, clocks: &Clocks, what: &str, current: &Access, previous
     out.push('\n');
     let previous_kind = format!("Previous {}", kind(previous));
     access_section(ctx, &mut out, &previous_kind, what, previous);
-    for (access, status) in [(current, "running"), (previous, "")] {
+    for access in [current, previous] {
         out.push('\n');
         let state = ctx.state.borrow();
-        let status = if !status.is_empty() {
-            status
-        } else if state.tasks.get(access.task as usize).is_some_and(|meta| meta.finished) {
-            "finished"
-        } else {
-            "running"
-        };
+        // The current access's task is the one running; the other may have finished since.
+        let finished = state.tasks.get(access.task as usize).is_some_and(|meta| meta.finished);
+        let status = if finished { "finished" } else { "running" };
         let _ = writeln!(out, "Goroutine {} ({status}) created at:", access.task);
         match clocks.created.get(access.task as usize) {
             Some(creation) if creation.parent != NO_TASK => {
